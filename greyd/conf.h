@@ -1,0 +1,94 @@
+/*
+ * conf.h — greyd.conf: Postfix main.cf syntax, validated into one struct.
+ *
+ * Syntax (design §5): "name = value", '#' comments, a line that starts with
+ * white space continues the previous one, lists separated by spaces and/or
+ * commas, durations with units (s m h d w; a bare number is seconds), sizes
+ * as plain numbers, booleans yes/no, "$name" and "${name}" expand another
+ * setting (defaults included).  Unknown names and bad values are errors
+ * reported as "file:line: reason"; -o overrides as "-o name=value: reason".
+ *
+ * The struct is the only global configuration greyd has (main.c owns it;
+ * SIGHUP loads a new one and swaps it in only if it is valid).
+ */
+#ifndef GREYD_CONF_H
+#define GREYD_CONF_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "netaddr.h"
+
+#define CONF_MAX_LISTEN	16
+#define CONF_ERRLEN	512
+
+enum backend_proxy {
+	BACKEND_PROXY_NONE,
+	BACKEND_PROXY_HAPROXY,		/* PROXY protocol v1 (text) */
+	BACKEND_PROXY_HAPROXY2,		/* PROXY protocol v2 (binary) */
+	BACKEND_PROXY_XCLIENT,		/* Postfix XCLIENT command */
+};
+
+struct conf_sockaddr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char text[NETADDR_STRLEN + 8];	/* as written: "[::1]:2525" */
+};
+
+struct greyd_conf {
+	/* where greyd listens and where accepted mail goes */
+	struct conf_sockaddr listen[CONF_MAX_LISTEN];
+	int nlisten;
+	struct conf_sockaddr backend;
+	enum backend_proxy backend_proxy;
+	int backend_connect_timeout;	/* seconds */
+	int backend_timeout;		/* seconds to wait for a backend reply */
+
+	/* trust database */
+	char db_dir[PATH_MAX];
+	int db_checkpoint_interval;	/* seconds */
+	int db_expire_interval;		/* seconds between expiry batches */
+	int db_expire_batch;		/* records examined per batch */
+
+	/* greylisting */
+	int greylist_delay;		/* seconds */
+	int greylist_retry_window;	/* seconds a grey entry waits for its retry */
+	int white_expiry;		/* seconds, refreshed on each delivery */
+	int greylist_ipv4_prefix;
+	int greylist_ipv6_prefix;
+	bool greylist_exempt_postmaster;
+	struct cidr *allow_clients;
+	size_t nallow_clients;
+
+	/* SMTP server */
+	char hostname[256];		/* default: gethostname() */
+	char smtp_banner[512];		/* text after "220 "; default "$hostname ESMTP greyd" */
+	int smtp_idle_timeout;		/* seconds */
+	int smtp_error_limit;		/* errors before 421 and close */
+	long long message_size_limit;	/* octets, advertised in SIZE; 0 = no limit */
+	int drain_timeout;		/* seconds SIGTERM waits for live sessions */
+
+	/* daemon */
+	char user[64];			/* "" = do not change user */
+	char pid_file[PATH_MAX];	/* "" = none */
+};
+
+/*
+ * Load the embedded defaults, then the file at path (NULL: defaults only),
+ * then overrides ("name=value" strings, NULL-terminated array, may be NULL).
+ * On error returns -1 with "file:line: reason" in err; c is then freed.
+ */
+int conf_load(struct greyd_conf *c, const char *path,
+    const char *const *overrides, char *err, size_t errlen);
+/* Print every effective setting as "name = value", one per line. */
+void conf_print(const struct greyd_conf *c, FILE *fp);
+void conf_free(struct greyd_conf *c);
+/* Parse a duration ("300", "300s", "5m", "4h", "36d", "1w"); -1 if bad. */
+long long conf_parse_duration(const char *s);
+/* "host:port", "[v6]:port" (numeric hosts only). 0 ok, -1 bad. */
+int conf_parse_sockaddr(struct conf_sockaddr *out, const char *s);
+const char *conf_backend_proxy_name(enum backend_proxy p);
+
+#endif
