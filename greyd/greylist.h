@@ -14,6 +14,9 @@
 #include "conf.h"
 #include "trustdb.h"
 
+/* Longest address a key holds: an RFC 5321 path. */
+#define SMTP_PATH_MAX_KEY 256
+
 enum greylist_verdict {
 	GREYLIST_NEW,		/* unknown (or expired) triplet: 451, entry created */
 	GREYLIST_EARLY,		/* retried before greylist_delay: 451 */

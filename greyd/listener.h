@@ -1,0 +1,51 @@
+/*
+ * listener.h — the server: listening sockets, accept, the route each new
+ * connection takes, and the bookkeeping of live connections.
+ *
+ * At accept a client is routed by listener_route(): on allow_clients or
+ * whitelisted in the trust database it takes the fast path (relay_splice:
+ * bytes copied both ways to the backend after the PROXY header); otherwise
+ * greyd speaks SMTP itself (session_new).  The server also owns the timers
+ * of the trust database (expiry, checkpoint) and the drain on SIGTERM.
+ */
+#ifndef GREYD_LISTENER_H
+#define GREYD_LISTENER_H
+
+#include <stdbool.h>
+#include <sys/queue.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "conf.h"
+#include "trustdb.h"
+
+struct session;
+struct relay;
+
+struct server {
+	struct event_base *base;
+	struct greyd_conf *conf;	/* current; replaced on SIGHUP */
+	struct trustdb *db;
+	int listen_fd[CONF_MAX_LISTEN];
+	struct evconnlistener *listeners[CONF_MAX_LISTEN];
+	int nlisteners;
+	TAILQ_HEAD(, session) sessions;
+	TAILQ_HEAD(, relay) splices;
+	unsigned nsessions, nsplices;
+	bool draining;
+	struct event *expire_ev, *checkpoint_ev, *drain_ev;
+};
+
+/* Create and bind every listening socket of c (before privileges drop). */
+int listener_bind(struct server *srv, char *err, size_t errlen);
+/* Wrap the bound sockets in evconnlisteners on srv->base and start timers. */
+int listener_start(struct server *srv);
+/* SIGTERM: stop accepting, let sessions finish within drain_timeout. */
+void listener_drain(struct server *srv);
+/* Called by session.c / relay.c when a connection ends. */
+void listener_session_done(struct server *srv, struct session *s);
+void listener_splice_done(struct server *srv, struct relay *r);
+void listener_free(struct server *srv);
+
+#endif

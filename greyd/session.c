@@ -1,0 +1,955 @@
+/*
+ * session.c — the SMTP session greyd conducts itself with a client that is
+ * not trusted yet (see listener.c for the routing, relay.c for the backend).
+ *
+ * States:
+ *   COMMAND  read one command line at a time from the input buffer and
+ *            answer it; pipelined commands wait in the buffer, in order.
+ *   BACKEND  a command is with the backend (opening the relay, MAIL, RCPT,
+ *            DATA, end of data, RSET): input stays buffered, unread, and the
+ *            client's idle timer is off until the backend's reply is relayed.
+ *   DATA     message text: each line is checked (CRLF only, no NUL, at most
+ *            1000 octets) and streamed to the backend without buffering the
+ *            message.  A bad line poisons the message: the backend
+ *            connection is dropped at once (so the partial message can never
+ *            be delivered), the rest is read and discarded up to CRLF.CRLF,
+ *            and the client gets one rejection.  Only CRLF.CRLF ends DATA.
+ *   CLOSING  the last reply is being flushed; the session is freed when the
+ *            output is empty or the peer is gone.
+ *
+ * The greylist decision is made at each RCPT (greylist.c on the trust
+ * database's grey record).  The first recipient that passes opens the relay:
+ * PROXY header or XCLIENT, replayed HELO/EHLO, MAIL; from then on every
+ * command of the transaction goes to the backend and the backend's own
+ * reply goes back to the client.  The client gets 250 after DATA only when
+ * the backend said 250.  Greylisted recipients never reach the backend.
+ *
+ * Reputation counters are kept in the session and written to the client
+ * record once, when the session ends.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "greylist.h"
+#include "listener.h"
+#include "log.h"
+#include "netaddr.h"
+#include "relay.h"
+#include "session.h"
+#include "smtp.h"
+#include "trustdb.h"
+
+#define SESSION_PULL_MAX	(64 * 1024)	/* octets examined per pass */
+#define SESSION_IN_HIGH		(128 * 1024)	/* stop reading the client */
+#define SESSION_OUT_HIGH	(64 * 1024)	/* stop answering until flushed */
+#define SESSION_RELAY_HIGH	(256 * 1024)	/* stop reading message text */
+#define SESSION_MAX_RCPT	1000		/* hard cap per message */
+#define SESSION_CLOSE_TIMEOUT	10		/* seconds to flush the last reply */
+
+enum session_state { SS_COMMAND, SS_BACKEND, SS_DATA, SS_CLOSING };
+
+/* What the backend's next reply answers. */
+enum session_await {
+	AW_NONE, AW_OPEN, AW_MAIL, AW_RCPT, AW_DATA, AW_STREAM, AW_DOT, AW_RSET,
+};
+
+struct session {
+	TAILQ_ENTRY(session) entry;
+	struct server *srv;
+	struct bufferevent *bev;
+	struct relay *relay;
+	struct sockaddr_storage peer, local;
+	struct netaddr addr;
+	char addrstr[NETADDR_STRLEN];
+	unsigned port;
+	enum session_state state;
+	enum session_await await;
+	bool discarding;	/* dropping the rest of an over-long line */
+	bool out_blocked;	/* waiting for the client to read our replies */
+	bool relay_blocked;	/* waiting for the backend to take message text */
+	bool white;		/* the client key passed greylisting this session */
+	int errors;
+
+	/* HELO/EHLO */
+	char helo[SMTP_LINE_MAX];
+	bool helo_seen, esmtp;
+
+	/* the transaction */
+	bool mail_seen;
+	bool backend_mail;	/* the backend accepted MAIL for it */
+	bool txn_broken;	/* the backend went away during it */
+	char sender[SMTP_PATH_MAX];
+	char mail_params[SMTP_PARAMS_MAX];
+	char pending[SMTP_PATH_MAX + SMTP_PARAMS_MAX + 16];	/* command to send to the backend */
+	char rcpt[SMTP_PATH_MAX];		/* recipient of the pending RCPT */
+	unsigned nrcpt;		/* recipients the backend accepted */
+	unsigned nrcpt_seen;
+	long long data_bytes;
+	const char *data_error;	/* reply for a poisoned message */
+
+	struct {
+		uint32_t greylisted, passed, delivered, rejected;
+	} count;
+};
+
+static void session_read_cb(struct bufferevent *bev, void *arg);
+static void session_write_cb(struct bufferevent *bev, void *arg);
+static void session_event_cb(struct bufferevent *bev, short what, void *arg);
+static void session_process(struct session *s);
+static void session_free(struct session *s);
+static void session_backend_next(struct session *s);
+
+static int64_t
+now_sec(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static const struct greyd_conf *
+conf_of(const struct session *s)
+{
+	return s->srv->conf;
+}
+
+/* ---- replies and closing ---- */
+
+static void
+session_reply(struct session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+session_reply(struct session *s, const char *fmt, ...)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	va_list ap;
+
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(out, fmt, ap);
+	va_end(ap);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+static void
+session_set_idle_timer(struct session *s, bool on)
+{
+	struct timeval tv = { conf_of(s)->smtp_idle_timeout, 0 };
+
+	bufferevent_set_timeouts(s->bev, on ? &tv : NULL, &tv);
+}
+
+/* The last reply is written; free the session once it is flushed. */
+static void
+session_close(struct session *s)
+{
+	struct timeval tv = { SESSION_CLOSE_TIMEOUT, 0 };
+
+	s->state = SS_CLOSING;
+	bufferevent_disable(s->bev, EV_READ);
+	bufferevent_set_timeouts(s->bev, NULL, &tv);
+	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+	if (s->relay != NULL) {
+		relay_free(s->relay, true);
+		s->relay = NULL;
+	}
+}
+
+static void
+session_error(struct session *s, const char *reply)
+{
+	session_reply(s, "%s", reply);
+	if (++s->errors < conf_of(s)->smtp_error_limit)
+		return;
+	log_info("REJECT [%s]:%u too many errors (%d)", s->addrstr, s->port,
+	    s->errors);
+	session_reply(s, "421 4.7.0 %s Error: too many errors",
+	    conf_of(s)->hostname);
+	session_close(s);
+}
+
+static void
+session_reset_txn(struct session *s)
+{
+	s->mail_seen = false;
+	s->backend_mail = false;
+	s->txn_broken = false;
+	s->sender[0] = s->mail_params[0] = '\0';
+	s->nrcpt = s->nrcpt_seen = 0;
+	s->data_bytes = 0;
+	s->data_error = NULL;
+}
+
+/* Drop the backend connection (it has no transaction worth keeping). */
+static void
+session_drop_relay(struct session *s, bool quit)
+{
+	if (s->relay == NULL)
+		return;
+	relay_free(s->relay, quit);
+	s->relay = NULL;
+	if (s->backend_mail)
+		s->txn_broken = s->mail_seen;
+	s->backend_mail = false;
+}
+
+/* ---- the trust database ---- */
+
+static void
+session_flush_counters(struct session *s)
+{
+	struct trustdb *db = s->srv->db;
+	struct client_rec r;
+	int64_t now = now_sec();
+
+	if (db == NULL)
+		return;
+	if (trustdb_get_client(db, s->addrstr, &r) != 0) {
+		memset(&r, 0, sizeof(r));
+		r.first_seen = now;
+	}
+	r.last_seen = now;
+	r.connections++;
+	r.greylisted += s->count.greylisted;
+	r.passed += s->count.passed;
+	r.delivered += s->count.delivered;
+	r.rejected += s->count.rejected;
+	(void)trustdb_put_client(db, s->addrstr, &r);
+}
+
+/* A delivery refreshes the client key's white entry. */
+static void
+session_white_delivered(struct session *s)
+{
+	char key[NETADDR_STRLEN];
+	struct white_rec w;
+	int64_t now = now_sec();
+
+	if (trustdb_find_white(s->srv->db, &s->addr, now, key, sizeof(key),
+	    &w) != 0)
+		return;
+	greylist_white_refresh(conf_of(s), &w, now);
+	if (w.messages < UINT32_MAX)
+		w.messages++;
+	(void)trustdb_put_white(s->srv->db, key, &w);
+}
+
+/* ---- RCPT: the greylist decision ---- */
+
+enum rcpt_outcome { RCPT_FORWARD, RCPT_ANSWERED };
+
+static enum rcpt_outcome
+session_greylist(struct session *s, const char *rcpt)
+{
+	const struct greyd_conf *c = conf_of(s);
+	char ckey[NETADDR_STRLEN], tkey[TRUSTDB_KEY_MAX];
+	struct grey_rec old, upd;
+	struct white_rec w;
+	enum greylist_verdict v;
+	size_t klen;
+	int rc, wait;
+	int64_t now = now_sec();
+
+	greylist_client_key(c, &s->addr, ckey, sizeof(ckey));
+	klen = greylist_triplet_key(tkey, sizeof(tkey), ckey, s->sender, rcpt);
+	rc = klen == 0 ? -1 : trustdb_get_grey(s->srv->db, tkey, klen, &old);
+	if (rc < 0) {
+		log_warn("TEMPFAIL [%s]:%u from=<%s> to=<%s> trust database error",
+		    s->addrstr, s->port, s->sender, rcpt);
+		session_reply(s, "451 4.3.0 <%s>: Temporary lookup failure", rcpt);
+		return RCPT_ANSWERED;
+	}
+	v = greylist_decide(c, rc == 0 ? &old : NULL, now, &upd, &wait);
+	if (v != GREYLIST_PASS) {
+		(void)trustdb_put_grey(s->srv->db, tkey, klen, &upd);
+		s->count.greylisted++;
+		log_info("GREY [%s]:%u from=<%s> to=<%s> delay=%d attempts=%u",
+		    s->addrstr, s->port, s->sender, rcpt, wait, upd.attempts);
+		session_reply(s, "451 4.7.1 <%s>: Greylisted, try again in %d "
+		    "seconds", rcpt, wait);
+		return RCPT_ANSWERED;
+	}
+	/* Whitelist the client key first, then forget the triplet: a crash in
+	 * between leaves a harmless grey record, never a lost pass. */
+	greylist_white_pass(c, trustdb_get_white(s->srv->db, ckey, &w) == 0 ?
+	    &w : NULL, now, &w);
+	(void)trustdb_put_white(s->srv->db, ckey, &w);
+	if (rc == 0)
+		(void)trustdb_del_grey(s->srv->db, tkey, klen);
+	s->white = true;
+	s->count.passed++;
+	log_info("PASS [%s]:%u from=<%s> to=<%s> waited=%lld white=%s",
+	    s->addrstr, s->port, s->sender, rcpt,
+	    rc == 0 ? (long long)(now - old.first_seen) : 0LL, ckey);
+	return RCPT_FORWARD;
+}
+
+static void
+session_rcpt(struct session *s, const struct smtp_command *cmd)
+{
+	if (!s->mail_seen) {
+		session_error(s, "503 5.5.1 Error: need MAIL command");
+		return;
+	}
+	if (s->nrcpt_seen >= SESSION_MAX_RCPT) {
+		session_reply(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	s->nrcpt_seen++;
+	if (s->txn_broken) {
+		session_reply(s, "451 4.4.2 <%s>: Backend connection lost, "
+		    "try again later", cmd->addr);
+		return;
+	}
+	if (greylist_exempt(conf_of(s), cmd->addr))
+		log_info("EXEMPT [%s]:%u from=<%s> to=<%s>", s->addrstr,
+		    s->port, s->sender, cmd->addr);
+	else if (!s->white && session_greylist(s, cmd->addr) == RCPT_ANSWERED)
+		return;
+	snprintf(s->rcpt, sizeof(s->rcpt), "%s", cmd->addr);
+	snprintf(s->pending, sizeof(s->pending), "RCPT TO:<%s>%s%s", cmd->addr,
+	    cmd->params[0] != '\0' ? " " : "", cmd->params);
+	s->await = AW_RCPT;
+	session_backend_next(s);
+}
+
+/* ---- the backend ---- */
+
+static void
+session_suspend(struct session *s)
+{
+	s->state = SS_BACKEND;
+	session_set_idle_timer(s, false);
+}
+
+static void
+session_resume(struct session *s)
+{
+	if (s->state == SS_BACKEND)
+		s->state = SS_COMMAND;
+	session_set_idle_timer(s, true);
+	session_process(s);
+}
+
+static void session_backend_reply(void *arg, int code, const char *reply,
+    size_t len);
+
+/* Make progress towards sending s->pending (open, MAIL, then the command). */
+static void
+session_backend_next(struct session *s)
+{
+	char line[SMTP_PATH_MAX + SMTP_PARAMS_MAX + 16];
+
+	session_suspend(s);
+	if (s->relay == NULL) {
+		s->relay = relay_open(s->srv, (struct sockaddr *)&s->peer,
+		    (struct sockaddr *)&s->local, s->helo, s->esmtp,
+		    session_backend_reply, s);
+		if (s->relay == NULL) {
+			s->await = AW_NONE;
+			session_reply(s, "451 4.4.2 Backend unavailable, try "
+			    "again later");
+			session_resume(s);
+			return;
+		}
+		s->await = AW_OPEN;
+		return;
+	}
+	if (s->mail_seen && !s->backend_mail && s->await == AW_RCPT) {
+		snprintf(line, sizeof(line), "MAIL FROM:<%s>%s%s", s->sender,
+		    s->mail_params[0] != '\0' ? " " : "", s->mail_params);
+		relay_command(s->relay, line);
+		s->await = AW_MAIL;
+		return;
+	}
+	relay_command(s->relay, s->pending);
+}
+
+static const char *
+pending_verb(const struct session *s)
+{
+	return s->pending[0] == '.' ? "end of data" : s->pending;
+}
+
+/* The backend failed (or refused the handshake) while we waited for it. */
+static void
+session_backend_failed(struct session *s, enum session_await aw, int code,
+    const char *reply, size_t len)
+{
+	s->await = AW_NONE;
+	session_drop_relay(s, false);
+	log_info("TEMPFAIL [%s]:%u from=<%s> backend failed during %s",
+	    s->addrstr, s->port, s->sender, aw == AW_OPEN ? "connect" :
+	    pending_verb(s));
+	if (aw == AW_NONE)
+		return;
+	if (aw == AW_STREAM) {
+		/* Keep reading the message; the client hears at CRLF.CRLF. */
+		s->data_error = "451 4.4.2 Backend connection lost, try again later";
+		return;
+	}
+	if (code >= 400 && reply != NULL)
+		evbuffer_add(bufferevent_get_output(s->bev), reply, len);
+	else
+		session_reply(s, "451 4.4.2 Backend unavailable, try again later");
+	if (aw == AW_DOT || aw == AW_DATA)
+		session_reset_txn(s);
+	session_resume(s);
+}
+
+static void
+session_relay_reply(struct session *s, const char *reply, size_t len)
+{
+	evbuffer_add(bufferevent_get_output(s->bev), reply, len);
+}
+
+static void
+session_log_reply(struct session *s, const char *what, const char *reply,
+    size_t len)
+{
+	while (len > 0 && (reply[len - 1] == '\n' || reply[len - 1] == '\r'))
+		len--;
+	log_info("%s [%s]:%u from=<%s> to=<%s> reply=\"%.*s\"", what,
+	    s->addrstr, s->port, s->sender, s->rcpt, (int)(len > 200 ? 200 : len),
+	    reply);
+}
+
+static void
+session_backend_reply(void *arg, int code, const char *reply, size_t len)
+{
+	struct session *s = arg;
+	enum session_await aw = s->await;
+
+	if (code < 0 || (aw == AW_OPEN && code != 250)) {
+		session_backend_failed(s, aw, code, reply, len);
+		return;
+	}
+	s->await = AW_NONE;
+	switch (aw) {
+	case AW_OPEN:
+		s->await = AW_RCPT;
+		session_backend_next(s);
+		return;
+	case AW_MAIL:
+		if (code == 250) {
+			s->backend_mail = true;
+			s->await = AW_RCPT;
+			session_backend_next(s);
+			return;
+		}
+		/* The backend refused the sender: that answers this RCPT. */
+		session_log_reply(s, "NOQUEUE", reply, len);
+		s->count.rejected++;
+		session_relay_reply(s, reply, len);
+		break;
+	case AW_RCPT:
+		if (code / 100 == 2)
+			s->nrcpt++;
+		else {
+			session_log_reply(s, "NOQUEUE", reply, len);
+			s->count.rejected++;
+		}
+		session_relay_reply(s, reply, len);
+		break;
+	case AW_DATA:
+		session_relay_reply(s, reply, len);
+		if (code == 354) {
+			s->state = SS_DATA;
+			s->await = AW_STREAM;
+			s->data_bytes = 0;
+			s->data_error = NULL;
+			session_set_idle_timer(s, true);
+			session_process(s);
+			return;
+		}
+		break;
+	case AW_DOT:
+		session_relay_reply(s, reply, len);
+		if (code == 250) {
+			s->count.delivered++;
+			session_white_delivered(s);
+			log_info("DELIVERED [%s]:%u from=<%s> nrcpt=%u size=%lld "
+			    "reply=\"%.*s\"", s->addrstr, s->port, s->sender,
+			    s->nrcpt, s->data_bytes, (int)(len > 2 ? len - 2 : 0),
+			    reply);
+		} else {
+			s->count.rejected++;
+			session_log_reply(s, "NOQUEUE", reply, len);
+		}
+		session_reset_txn(s);
+		break;
+	case AW_RSET:
+		session_reset_txn(s);
+		session_reply(s, "250 2.0.0 Ok");
+		break;
+	default:
+		/* A reply nobody waited for: relay.c reports those as -1. */
+		break;
+	}
+	session_resume(s);
+}
+
+/* ---- commands ---- */
+
+static void
+session_ehlo(struct session *s, const struct smtp_command *cmd)
+{
+	const struct greyd_conf *c = conf_of(s);
+
+	if (!smtp_valid_helo(cmd->arg)) {
+		session_error(s, "501 5.5.4 Syntax: EHLO hostname");
+		return;
+	}
+	/* A new greeting resets the session; the backend starts afresh too. */
+	session_drop_relay(s, true);
+	session_reset_txn(s);
+	snprintf(s->helo, sizeof(s->helo), "%s", cmd->arg);
+	s->helo_seen = true;
+	s->esmtp = cmd->verb == SMTP_EHLO;
+	if (!s->esmtp) {
+		session_reply(s, "250 %s", c->hostname);
+		return;
+	}
+	session_reply(s, "250-%s", c->hostname);
+	session_reply(s, "250-PIPELINING");
+	if (c->message_size_limit > 0)
+		session_reply(s, "250-SIZE %lld", c->message_size_limit);
+	else
+		session_reply(s, "250-SIZE");
+	session_reply(s, "250-8BITMIME");
+	session_reply(s, "250 ENHANCEDSTATUSCODES");
+}
+
+static void
+session_mail(struct session *s, const struct smtp_command *cmd)
+{
+	long long limit = conf_of(s)->message_size_limit;
+
+	if (!s->helo_seen) {
+		session_error(s, "503 5.5.1 Error: send HELO/EHLO first");
+		return;
+	}
+	if (s->mail_seen) {
+		session_error(s, "503 5.5.1 Error: nested MAIL command");
+		return;
+	}
+	if (limit > 0 && cmd->size > limit) {
+		session_reply(s, "552 5.3.4 Message size exceeds fixed limit");
+		return;
+	}
+	session_reset_txn(s);
+	s->mail_seen = true;
+	snprintf(s->sender, sizeof(s->sender), "%s", cmd->addr);
+	snprintf(s->mail_params, sizeof(s->mail_params), "%s", cmd->params);
+	session_reply(s, "250 2.1.0 Ok");
+}
+
+static void
+session_data(struct session *s)
+{
+	if (!s->mail_seen) {
+		session_error(s, "503 5.5.1 Error: need RCPT command");
+		return;
+	}
+	if (s->txn_broken || (s->nrcpt > 0 && s->relay == NULL)) {
+		session_reply(s, "451 4.4.2 Backend connection lost, try again "
+		    "later");
+		return;
+	}
+	if (s->nrcpt == 0) {
+		session_reply(s, "554 5.5.1 Error: no valid recipients");
+		return;
+	}
+	snprintf(s->pending, sizeof(s->pending), "DATA");
+	s->await = AW_DATA;
+	session_backend_next(s);
+}
+
+static void
+session_rset(struct session *s)
+{
+	if (s->relay != NULL && s->backend_mail) {
+		snprintf(s->pending, sizeof(s->pending), "RSET");
+		s->await = AW_RSET;
+		session_backend_next(s);
+		return;
+	}
+	session_reset_txn(s);
+	session_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+session_command(struct session *s, const char *line, size_t len)
+{
+	struct smtp_command cmd;
+	const char *err;
+
+	if (smtp_parse_command(line, len, &cmd, &err) != 0) {
+		session_error(s, err);
+		return;
+	}
+	switch (cmd.verb) {
+	case SMTP_HELO:
+	case SMTP_EHLO:
+		session_ehlo(s, &cmd);
+		break;
+	case SMTP_MAIL:
+		session_mail(s, &cmd);
+		break;
+	case SMTP_RCPT:
+		session_rcpt(s, &cmd);
+		break;
+	case SMTP_DATA:
+		session_data(s);
+		break;
+	case SMTP_RSET:
+		session_rset(s);
+		break;
+	case SMTP_NOOP:
+		session_reply(s, "250 2.0.0 Ok");
+		break;
+	case SMTP_VRFY:
+		session_reply(s, "252 2.0.0 Cannot VRFY user, but will accept "
+		    "message and attempt delivery");
+		break;
+	case SMTP_HELP:
+		session_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA "
+		    "RSET NOOP QUIT VRFY HELP");
+		break;
+	case SMTP_QUIT:
+		session_reply(s, "221 2.0.0 Bye");
+		session_close(s);
+		break;
+	case SMTP_NONSMTP:
+		log_info("REJECT [%s]:%u non-SMTP command \"%.20s\"",
+		    s->addrstr, s->port, line);
+		s->count.rejected++;
+		session_reply(s, "521 5.5.1 Protocol error");
+		session_close(s);
+		break;
+	case SMTP_EXPN:
+	case SMTP_STARTTLS:
+	case SMTP_AUTH:
+	case SMTP_BDAT:
+		session_error(s, "502 5.5.1 Error: command not implemented");
+		break;
+	case SMTP_UNKNOWN:
+		session_error(s, "500 5.5.2 Error: command not recognized");
+		break;
+	}
+}
+
+/* Examine input as command lines; returns the octets consumed. */
+static size_t
+session_command_input(struct session *s, const char *p, size_t n)
+{
+	size_t linelen, used;
+	const char *lf;
+
+	if (s->discarding) {
+		if ((lf = memchr(p, '\n', n)) == NULL)
+			return n;
+		s->discarding = false;
+		return (size_t)(lf - p) + 1;
+	}
+	switch (smtp_line_scan(p, n, SMTP_LINE_MAX, &linelen, &used)) {
+	case SMTP_LINE_INCOMPLETE:
+		return 0;
+	case SMTP_LINE_OK:
+		session_command(s, p, linelen);
+		break;
+	case SMTP_LINE_TOO_LONG:
+		if (p[used - 1] != '\n')
+			s->discarding = true;
+		session_error(s, "500 5.5.2 Error: line too long");
+		break;
+	case SMTP_LINE_BARE_LF:
+		session_error(s, "500 5.5.2 Error: bare <LF> received");
+		break;
+	case SMTP_LINE_BARE_CR:
+		session_error(s, "500 5.5.2 Error: bare <CR> received");
+		break;
+	case SMTP_LINE_NUL:
+		session_error(s, "500 5.5.2 Error: NUL character received");
+		break;
+	}
+	return used;
+}
+
+/* ---- message text ---- */
+
+static void
+session_data_poison(struct session *s, const char *reply, const char *why)
+{
+	if (s->data_error != NULL)
+		return;
+	s->data_error = reply;
+	log_info("REJECT [%s]:%u from=<%s> %s in message text", s->addrstr,
+	    s->port, s->sender, why);
+	/* The partial message must never be completed: drop the backend. */
+	session_drop_relay(s, false);
+	s->txn_broken = false;
+}
+
+static void
+session_data_line_error(struct session *s, enum smtp_line_status st,
+    const char *p, size_t used)
+{
+	switch (st) {
+	case SMTP_LINE_TOO_LONG:
+		if (p[used - 1] != '\n')
+			s->discarding = true;
+		session_data_poison(s, "552 5.5.2 Message rejected: line longer "
+		    "than 1000 octets", "line too long");
+		break;
+	case SMTP_LINE_BARE_LF:
+		session_data_poison(s, "550 5.5.2 Message rejected: bare <LF> "
+		    "received", "bare LF");
+		break;
+	case SMTP_LINE_BARE_CR:
+		session_data_poison(s, "550 5.5.2 Message rejected: bare <CR> "
+		    "received", "bare CR");
+		break;
+	default:
+		session_data_poison(s, "550 5.5.2 Message rejected: NUL "
+		    "character received", "NUL");
+		break;
+	}
+}
+
+static void
+session_data_end(struct session *s)
+{
+	if (s->data_error != NULL || s->relay == NULL) {
+		s->count.rejected++;
+		session_reply(s, "%s", s->data_error != NULL ? s->data_error :
+		    "451 4.4.2 Backend connection lost, try again later");
+		session_reset_txn(s);
+		s->state = SS_COMMAND;
+		s->await = AW_NONE;
+		return;
+	}
+	snprintf(s->pending, sizeof(s->pending), ".");
+	s->await = AW_DOT;
+	session_backend_next(s);
+}
+
+static void
+session_relay_drained(void *arg)
+{
+	struct session *s = arg;
+
+	s->relay_blocked = false;
+	session_process(s);
+}
+
+static void
+session_forward(struct session *s, const char *p, size_t n)
+{
+	if (n == 0 || s->data_error != NULL || s->relay == NULL)
+		return;
+	relay_data(s->relay, p, n);
+	if (relay_backlog(s->relay) >= SESSION_RELAY_HIGH) {
+		s->relay_blocked = true;
+		relay_on_drain(s->relay, session_relay_drained, s);
+	}
+}
+
+/* Examine input as message text; returns the octets consumed. */
+static size_t
+session_data_input(struct session *s, const char *p, size_t n)
+{
+	long long limit = conf_of(s)->message_size_limit;
+	size_t off = 0, run = 0, linelen, used;
+	enum smtp_line_status st;
+	const char *lf;
+
+	while (off < n && !s->relay_blocked) {
+		if (s->discarding) {
+			if ((lf = memchr(p + off, '\n', n - off)) == NULL)
+				return n;
+			s->discarding = false;
+			off = run = (size_t)(lf - p) + 1;
+			continue;
+		}
+		st = smtp_line_scan(p + off, n - off, SMTP_TEXT_LINE_MAX,
+		    &linelen, &used);
+		if (st == SMTP_LINE_INCOMPLETE)
+			break;
+		if (st == SMTP_LINE_OK && linelen == 1 && p[off] == '.') {
+			session_forward(s, p + run, off - run);
+			session_data_end(s);
+			return off + used;
+		}
+		if (st != SMTP_LINE_OK)
+			session_data_line_error(s, st, p + off, used);
+		s->data_bytes += (long long)used;
+		if (limit > 0 && s->data_bytes > limit)
+			session_data_poison(s, "552 5.3.4 Error: message file "
+			    "too big", "size limit");
+		off += used;
+		if (s->data_error != NULL)
+			run = off;
+		else if (off - run >= SESSION_PULL_MAX / 2) {
+			session_forward(s, p + run, off - run);
+			run = off;
+		}
+	}
+	session_forward(s, p + run, off - run);
+	return off;
+}
+
+/* ---- input loop ---- */
+
+static void
+session_process(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	size_t len, n, used;
+	const char *p;
+
+	while (s->state == SS_COMMAND || s->state == SS_DATA) {
+		if (s->relay_blocked)
+			return;
+		if (evbuffer_get_length(out) >= SESSION_OUT_HIGH) {
+			s->out_blocked = true;
+			return;
+		}
+		if ((len = evbuffer_get_length(in)) == 0)
+			return;
+		n = len < SESSION_PULL_MAX ? len : SESSION_PULL_MAX;
+		p = (const char *)evbuffer_pullup(in, (ssize_t)n);
+		used = s->state == SS_COMMAND ? session_command_input(s, p, n) :
+		    session_data_input(s, p, n);
+		if (used == 0)
+			return;
+		evbuffer_drain(in, used);
+	}
+}
+
+static void
+session_read_cb(struct bufferevent *bev, void *arg)
+{
+	session_process(arg);
+}
+
+static void
+session_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+
+	if (s->state == SS_CLOSING) {
+		session_free(s);
+		return;
+	}
+	if (s->out_blocked) {
+		s->out_blocked = false;
+		session_process(s);
+	}
+}
+
+static void
+session_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = arg;
+
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) &&
+	    s->state != SS_CLOSING) {
+		log_info("TIMEOUT [%s]:%u after %d s idle%s", s->addrstr,
+		    s->port, conf_of(s)->smtp_idle_timeout,
+		    s->state == SS_DATA ? " in DATA" : "");
+		session_reply(s, "421 4.4.2 %s Error: timeout exceeded",
+		    conf_of(s)->hostname);
+		session_close(s);
+		return;
+	}
+	if (s->state == SS_DATA || s->state == SS_BACKEND)
+		log_info("HANGUP [%s]:%u from=<%s> %s", s->addrstr, s->port,
+		    s->sender, s->state == SS_DATA ? "during DATA" :
+		    "waiting for the backend");
+	session_free(s);
+}
+
+/* ---- life cycle ---- */
+
+struct session *
+session_new(struct server *srv, evutil_socket_t fd,
+    const struct sockaddr *peer, const struct sockaddr *local)
+{
+	struct session *s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		evutil_closesocket(fd);
+		return NULL;
+	}
+	s->srv = srv;
+	memcpy(&s->peer, peer, peer->sa_family == AF_INET6 ?
+	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+	memcpy(&s->local, local, local->sa_family == AF_INET6 ?
+	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+	(void)netaddr_from_sockaddr(&s->addr, peer);
+	netaddr_format(&s->addr, s->addrstr, sizeof(s->addrstr));
+	s->port = ntohs(peer->sa_family == AF_INET6 ?
+	    ((const struct sockaddr_in6 *)peer)->sin6_port :
+	    ((const struct sockaddr_in *)peer)->sin_port);
+	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (s->bev == NULL) {
+		evutil_closesocket(fd);
+		free(s);
+		return NULL;
+	}
+	bufferevent_setcb(s->bev, session_read_cb, session_write_cb,
+	    session_event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_IN_HIGH);
+	session_set_idle_timer(s, true);
+	bufferevent_enable(s->bev, EV_READ);
+	TAILQ_INSERT_TAIL(&srv->sessions, s, entry);
+	srv->nsessions++;
+	session_reply(s, "220 %s", srv->conf->smtp_banner);
+	return s;
+}
+
+void
+session_shutdown_all(struct server *srv)
+{
+	struct session *s;
+
+	TAILQ_FOREACH(s, &srv->sessions, entry) {
+		if (s->state == SS_CLOSING)
+			continue;
+		session_reply(s, "421 4.3.2 %s Service shutting down, closing "
+		    "transmission channel", conf_of(s)->hostname);
+		session_close(s);
+	}
+}
+
+void
+session_free_all(struct server *srv)
+{
+	struct session *s;
+
+	while ((s = TAILQ_FIRST(&srv->sessions)) != NULL)
+		session_free(s);
+}
+
+static void
+session_free(struct session *s)
+{
+	struct server *srv = s->srv;
+
+	session_flush_counters(s);
+	if (s->relay != NULL)
+		relay_free(s->relay, false);
+	bufferevent_free(s->bev);
+	TAILQ_REMOVE(&srv->sessions, s, entry);
+	srv->nsessions--;
+	free(s);
+	listener_session_done(srv, NULL);
+}
