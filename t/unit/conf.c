@@ -1,0 +1,840 @@
+/*
+ * t/unit/conf.c — unit tests for greyd.conf loading and printing
+ * (greyd/conf.c): defaults, every value type, main.cf syntax (comments,
+ * continuation lines, later-wins), $name / ${name} expansion and its errors,
+ * -o overrides, file:line error messages, and that conf_print's output reads
+ * back to the same settings.  Each test writes its files into a fresh
+ * mkdtemp directory that teardown removes.  Output is TAP, for prove.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf.h"
+
+#define NSETTINGS	24	/* settings conf_print writes */
+
+struct fixture {
+	char dir[64];
+	char path[PATH_MAX];	/* the greyd.conf the test wrote last */
+	char err[CONF_ERRLEN];
+	struct greyd_conf c;
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+
+	if (fx == NULL)
+		return -1;
+	strlcpy(fx->dir, "/tmp/greyd-conf-XXXXXX", sizeof(fx->dir));
+	if (mkdtemp(fx->dir) == NULL) {
+		free(fx);
+		return -1;
+	}
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *fx = *state;
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	conf_free(&fx->c);
+	if ((d = opendir(fx->dir)) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			if (strcmp(de->d_name, ".") == 0 ||
+			    strcmp(de->d_name, "..") == 0)
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", fx->dir,
+			    de->d_name);
+			if (rmdir(path) == -1)
+				unlink(path);
+		}
+		closedir(d);
+	}
+	rmdir(fx->dir);
+	free(fx);
+	return 0;
+}
+
+/* Write text (len bytes) to dir/name; the path goes to out. */
+static void
+write_file(struct fixture *fx, const char *name, const char *text,
+    size_t len, char *out, size_t outlen)
+{
+	FILE *fp;
+
+	snprintf(out, outlen, "%s/%s", fx->dir, name);
+	fp = fopen(out, "w");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(text, 1, len, fp), len);
+	assert_int_equal(fclose(fp), 0);
+}
+
+static int
+load_text(struct fixture *fx, const char *text)
+{
+	write_file(fx, "greyd.conf", text, strlen(text), fx->path,
+	    sizeof(fx->path));
+	return conf_load(&fx->c, fx->path, NULL, fx->err, sizeof(fx->err));
+}
+
+static void
+load_ok(struct fixture *fx, const char *text)
+{
+	if (load_text(fx, text) != 0)
+		fail_msg("conf_load: %s", fx->err);
+}
+
+/* The load must fail with "PATH:" followed by want. */
+static void
+load_fails(struct fixture *fx, const char *text, const char *want)
+{
+	char full[CONF_ERRLEN + PATH_MAX];
+
+	assert_int_equal(load_text(fx, text), -1);
+	snprintf(full, sizeof(full), "%s:%s", fx->path, want);
+	assert_string_equal(fx->err, full);
+	assert_null(fx->c.allow_clients);
+	assert_int_equal(fx->c.nallow_clients, 0);
+}
+
+static void
+override_fails(struct fixture *fx, const char *o, const char *want)
+{
+	const char *const ov[] = { o, NULL };
+
+	assert_int_equal(conf_load(&fx->c, NULL, ov, fx->err,
+	    sizeof(fx->err)), -1);
+	assert_string_equal(fx->err, want);
+}
+
+static in_port_t
+port_of(const struct conf_sockaddr *a)
+{
+	if (a->ss.ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
+}
+
+static void
+assert_ipv4(const struct conf_sockaddr *a, const char *addr, in_port_t port)
+{
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)&a->ss;
+	char buf[INET_ADDRSTRLEN];
+
+	assert_int_equal(a->ss.ss_family, AF_INET);
+	assert_int_equal(a->len, sizeof(struct sockaddr_in));
+	assert_non_null(inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof(buf)));
+	assert_string_equal(buf, addr);
+	assert_int_equal(port_of(a), port);
+}
+
+static void
+assert_ipv6(const struct conf_sockaddr *a, const char *addr, in_port_t port)
+{
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&a->ss;
+	char buf[INET6_ADDRSTRLEN];
+
+	assert_int_equal(a->ss.ss_family, AF_INET6);
+	assert_int_equal(a->len, sizeof(struct sockaddr_in6));
+	assert_non_null(inet_ntop(AF_INET6, &sin6->sin6_addr, buf,
+	    sizeof(buf)));
+	assert_string_equal(buf, addr);
+	assert_int_equal(port_of(a), port);
+}
+
+/* Read a whole small file into buf. */
+static void
+slurp(const char *path, char *buf, size_t len)
+{
+	FILE *fp = fopen(path, "r");
+	size_t n;
+
+	assert_non_null(fp);
+	n = fread(buf, 1, len - 1, fp);
+	assert_true(n < len - 1);
+	buf[n] = '\0';
+	fclose(fp);
+}
+
+static bool
+starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* conf_print c into dir/name; the path goes to out. */
+static void
+print_to(struct fixture *fx, const struct greyd_conf *c, const char *name,
+    char *out, size_t outlen)
+{
+	FILE *fp;
+
+	snprintf(out, outlen, "%s/%s", fx->dir, name);
+	assert_non_null(fp = fopen(out, "w"));
+	conf_print(c, fp);
+	assert_int_equal(fclose(fp), 0);
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void
+test_defaults(void **state)
+{
+	struct fixture *fx = *state;
+	struct greyd_conf *c = &fx->c;
+	char host[256] = "", banner[512];
+
+	assert_int_equal(conf_load(c, NULL, NULL, fx->err, sizeof(fx->err)), 0);
+	assert_int_equal(c->nlisten, 1);
+	assert_ipv4(&c->listen[0], "127.0.0.1", 2525);
+	assert_string_equal(c->listen[0].text, "127.0.0.1:2525");
+	assert_ipv4(&c->backend, "127.0.0.1", 10025);
+	assert_int_equal(c->backend_proxy, BACKEND_PROXY_HAPROXY);
+	assert_int_equal(c->backend_connect_timeout, 10);
+	assert_int_equal(c->backend_timeout, 300);
+	assert_string_equal(c->db_dir, "./var/db");
+	assert_int_equal(c->db_checkpoint_interval, 60);
+	assert_int_equal(c->db_expire_interval, 60);
+	assert_int_equal(c->db_expire_batch, 1000);
+	assert_int_equal(c->greylist_delay, 300);
+	assert_int_equal(c->greylist_retry_window, 4 * 3600);
+	assert_int_equal(c->white_expiry, 36 * 86400);
+	assert_int_equal(c->greylist_ipv4_prefix, 24);
+	assert_int_equal(c->greylist_ipv6_prefix, 64);
+	assert_true(c->greylist_exempt_postmaster);
+	assert_null(c->allow_clients);
+	assert_int_equal(c->nallow_clients, 0);
+	assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+	assert_string_equal(c->hostname, host);
+	snprintf(banner, sizeof(banner), "%s ESMTP greyd", host);
+	assert_string_equal(c->smtp_banner, banner);
+	assert_int_equal(c->smtp_idle_timeout, 300);
+	assert_int_equal(c->smtp_error_limit, 10);
+	assert_int_equal(c->message_size_limit, 10240000);
+	assert_int_equal(c->drain_timeout, 30);
+	assert_string_equal(c->user, "");
+	assert_string_equal(c->pid_file, "");
+}
+
+static void
+test_parse_duration(void **state)
+{
+	static const struct { const char *s; long long want; } cases[] = {
+		{ "0", 0 }, { "300", 300 }, { "300s", 300 }, { "5m", 300 },
+		{ "4h", 14400 }, { "36d", 3110400 }, { "1w", 604800 },
+		{ "0007s", 7 }, { "2147483647", 2147483647 },
+		{ "2147483647s", 2147483647 }, { "35791394m", 2147483640 },
+		{ "", -1 }, { "5x", -1 }, { "-1", -1 }, { "+5", -1 },
+		{ "5 m", -1 }, { " 5m", -1 }, { "5m ", -1 }, { "m", -1 },
+		{ "5mm", -1 }, { "5M", -1 }, { "1.5h", -1 },
+		{ "2147483648", -1 }, { "35791395m", -1 }, { "3551w", -1 },
+		{ "99999999999999999999999", -1 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		long long got = conf_parse_duration(cases[i].s);
+
+		if (got != cases[i].want)
+			fail_msg("conf_parse_duration(\"%s\") = %lld, want %lld",
+			    cases[i].s, got, cases[i].want);
+	}
+}
+
+static void
+test_parse_sockaddr(void **state)
+{
+	static const char *const bad[] = {
+		"", "192.0.2.1", "192.0.2.1:", ":25", "192.0.2.1:65536",
+		"192.0.2.1:0", "192.0.2.1:+25", "192.0.2.1:000025",
+		"192.0.2.1:25x", "2001:db8::1:25", "[2001:db8::1]25",
+		"[2001:db8::1]", "[192.0.2.1]:25", "[::1:25", "[]:25",
+		"host.example:25", "127.1:25", "192.0.2.1:25 ", "[*]:25",
+		"*", "256.0.0.1:25",
+	};
+	struct conf_sockaddr a;
+	size_t i;
+
+	assert_int_equal(conf_parse_sockaddr(&a, "192.0.2.1:25"), 0);
+	assert_ipv4(&a, "192.0.2.1", 25);
+	assert_string_equal(a.text, "192.0.2.1:25");
+	assert_int_equal(conf_parse_sockaddr(&a, "*:2525"), 0);
+	assert_ipv4(&a, "0.0.0.0", 2525);
+	assert_string_equal(a.text, "*:2525");
+	assert_int_equal(conf_parse_sockaddr(&a, "[2001:db8::1]:587"), 0);
+	assert_ipv6(&a, "2001:db8::1", 587);
+	assert_int_equal(conf_parse_sockaddr(&a, "[::]:65535"), 0);
+	assert_ipv6(&a, "::", 65535);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (conf_parse_sockaddr(&a, bad[i]) != -1)
+			fail_msg("conf_parse_sockaddr accepted \"%s\"", bad[i]);
+}
+
+static void
+test_backend_proxy_names(void **state)
+{
+	static const struct { enum backend_proxy p; const char *name; } m[] = {
+		{ BACKEND_PROXY_NONE, "none" },
+		{ BACKEND_PROXY_HAPROXY, "haproxy" },
+		{ BACKEND_PROXY_HAPROXY2, "haproxy2" },
+		{ BACKEND_PROXY_XCLIENT, "xclient" },
+	};
+	struct fixture *fx = *state;
+	char o[64];
+	const char *const ov[] = { o, NULL };
+	size_t i;
+
+	for (i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+		assert_string_equal(conf_backend_proxy_name(m[i].p), m[i].name);
+		snprintf(o, sizeof(o), "backend_proxy=%s", m[i].name);
+		assert_int_equal(conf_load(&fx->c, NULL, ov, fx->err,
+		    sizeof(fx->err)), 0);
+		assert_int_equal(fx->c.backend_proxy, m[i].p);
+	}
+}
+
+static void
+test_every_type(void **state)
+{
+	struct fixture *fx = *state;
+	struct greyd_conf *c = &fx->c;
+	char a[NETADDR_STRLEN];
+
+	load_ok(fx,
+	    "listen = 0.0.0.0:25 [::]:25\n"
+	    "backend = [::1]:10026\n"
+	    "backend_proxy = xclient\n"
+	    "backend_connect_timeout = 3\n"
+	    "backend_timeout = 2m\n"
+	    "db_dir = /var/lib/greyd\n"
+	    "db_checkpoint_interval = 1h\n"
+	    "db_expire_interval = 1w\n"
+	    "db_expire_batch = 1000000\n"
+	    "greylist_delay = 0\n"
+	    "greylist_retry_window = 2d\n"
+	    "white_expiry = 1s\n"
+	    "greylist_ipv4_prefix = 32\n"
+	    "greylist_ipv6_prefix = 0\n"
+	    "greylist_exempt_postmaster = NO\n"
+	    "allow_clients = 192.0.2.0/24, 2001:db8::/32,198.51.100.7\n"
+	    "hostname = mx1.example.org\n"
+	    "smtp_banner = mx1 ready\n"
+	    "smtp_idle_timeout = 45s\n"
+	    "smtp_error_limit = 1000\n"
+	    "message_size_limit = 0\n"
+	    "drain_timeout = 0s\n"
+	    "user = greyd\n"
+	    "pid_file = /run/greyd.pid\n");
+	assert_int_equal(c->nlisten, 2);
+	assert_ipv4(&c->listen[0], "0.0.0.0", 25);
+	assert_ipv6(&c->listen[1], "::", 25);
+	assert_ipv6(&c->backend, "::1", 10026);
+	assert_int_equal(c->backend_proxy, BACKEND_PROXY_XCLIENT);
+	assert_int_equal(c->backend_connect_timeout, 3);
+	assert_int_equal(c->backend_timeout, 120);
+	assert_string_equal(c->db_dir, "/var/lib/greyd");
+	assert_int_equal(c->db_checkpoint_interval, 3600);
+	assert_int_equal(c->db_expire_interval, 604800);
+	assert_int_equal(c->db_expire_batch, 1000000);
+	assert_int_equal(c->greylist_delay, 0);
+	assert_int_equal(c->greylist_retry_window, 172800);
+	assert_int_equal(c->white_expiry, 1);
+	assert_int_equal(c->greylist_ipv4_prefix, 32);
+	assert_int_equal(c->greylist_ipv6_prefix, 0);
+	assert_false(c->greylist_exempt_postmaster);
+	assert_int_equal(c->nallow_clients, 3);
+	netaddr_format(&c->allow_clients[0].net, a, sizeof(a));
+	assert_string_equal(a, "192.0.2.0");
+	assert_int_equal(c->allow_clients[0].prefix, 24);
+	netaddr_format(&c->allow_clients[1].net, a, sizeof(a));
+	assert_string_equal(a, "2001:db8::");
+	assert_int_equal(c->allow_clients[1].prefix, 32);
+	assert_int_equal(c->allow_clients[2].prefix, 32);
+	assert_string_equal(c->hostname, "mx1.example.org");
+	assert_string_equal(c->smtp_banner, "mx1 ready");
+	assert_int_equal(c->smtp_idle_timeout, 45);
+	assert_int_equal(c->smtp_error_limit, 1000);
+	assert_int_equal(c->message_size_limit, 0);
+	assert_int_equal(c->drain_timeout, 0);
+	assert_string_equal(c->user, "greyd");
+	assert_string_equal(c->pid_file, "/run/greyd.pid");
+}
+
+static const char continued[] =
+    "# greyd.conf\n"				/* 1 */
+    "listen = 127.0.0.1:2525,\n"		/* 2 */
+    "    [::1]:2525\n"				/* 3 */
+    "# a comment inside a continued list\n"	/* 4 */
+    "\t192.0.2.1:25 ,, 198.51.100.1:25\n"	/* 5 */
+    "allow_clients =\n"				/* 6 */
+    "  10.0.0.0/8\n"				/* 7 */
+    "  # another\n"				/* 8 */
+    "\n"					/* 9 */
+    "  192.168.0.0/16\n"			/* 10 */
+    "smtp_banner = greyd at\n"			/* 11 */
+    "  your   service\n";			/* 12 */
+
+static void
+test_continuation_and_comments(void **state)
+{
+	struct fixture *fx = *state;
+
+	load_ok(fx, continued);
+	assert_int_equal(fx->c.nlisten, 4);
+	assert_ipv4(&fx->c.listen[0], "127.0.0.1", 2525);
+	assert_ipv6(&fx->c.listen[1], "::1", 2525);
+	assert_string_equal(fx->c.listen[1].text, "[::1]:2525");
+	assert_ipv4(&fx->c.listen[2], "192.0.2.1", 25);
+	assert_ipv4(&fx->c.listen[3], "198.51.100.1", 25);
+	assert_int_equal(fx->c.nallow_clients, 2);
+	assert_int_equal(fx->c.allow_clients[1].prefix, 16);
+	assert_string_equal(fx->c.smtp_banner, "greyd at your   service");
+}
+
+static void
+test_line_numbers(void **state)
+{
+	struct fixture *fx = *state;
+	char text[sizeof(continued) + 64];
+
+	snprintf(text, sizeof(text), "%sfoo = 1\n", continued);
+	load_fails(fx, text, "13: unknown setting \"foo\"");
+	load_fails(fx,
+	    "greylist_delay = 5m\n"
+	    "allow_clients = 10.0.0.0/8,\n"
+	    "    10.1.0.0/16,\n"
+	    "    10.2.0.0/33\n"
+	    "user = greyd\n",
+	    "2: bad value for allow_clients: \"10.2.0.0/33\" (expected an "
+	    "address or address/prefix, like 192.0.2.0/24)");
+	/* Among several bad values the earliest line is reported. */
+	load_fails(fx,
+	    "# x\n"
+	    "white_expiry = 0\n"
+	    "\n"
+	    "listen = localhost:25\n",
+	    "2: bad value for white_expiry: \"0\" (expected a duration of at "
+	    "least 1s, like 300s, 5m, 4h, 36d)");
+	load_fails(fx, "\r\ngreylist_delay = 2m\r\nbogus\r\n",
+	    "3: expected \"name = value\"");
+}
+
+static void
+test_syntax_errors(void **state)
+{
+	struct fixture *fx = *state;
+
+	load_fails(fx, "greylist_delay 5m\n", "1: expected \"name = value\"");
+	load_fails(fx, "grey list = 5m\n", "1: expected \"name = value\"");
+	load_fails(fx, " = 5m\n", "1: continuation line without a setting "
+	    "before it");
+	load_fails(fx, "= 5m\n", "1: expected \"name = value\"");
+	load_fails(fx, "# c\n  greylist_delay = 5m\n", "2: continuation line "
+	    "without a setting before it");
+	load_fails(fx, "Greylist_delay = 5m\n", "1: unknown setting "
+	    "\"Greylist_delay\"");
+}
+
+static void
+test_bad_values(void **state)
+{
+	static const struct { const char *text, *want; } cases[] = {
+		{ "# comment\n\ngreylist_delay = 5x\n",
+		  "3: bad value for greylist_delay: \"5x\" (expected a duration "
+		  "like 300s, 5m, 4h, 36d)" },
+		{ "greylist_delay = 2147483648\n",
+		  "1: bad value for greylist_delay: \"2147483648\" (expected a "
+		  "duration like 300s, 5m, 4h, 36d)" },
+		{ "smtp_idle_timeout = 0s\n",
+		  "1: bad value for smtp_idle_timeout: \"0s\" (expected a "
+		  "duration of at least 1s, like 300s, 5m, 4h, 36d)" },
+		{ "greylist_exempt_postmaster = maybe\n",
+		  "1: bad value for greylist_exempt_postmaster: \"maybe\" "
+		  "(expected yes or no)" },
+		{ "greylist_ipv4_prefix = 33\n",
+		  "1: bad value for greylist_ipv4_prefix: \"33\" (expected an "
+		  "integer from 0 to 32)" },
+		{ "greylist_ipv6_prefix = -1\n",
+		  "1: bad value for greylist_ipv6_prefix: \"-1\" (expected an "
+		  "integer from 0 to 128)" },
+		{ "db_expire_batch = 0\n",
+		  "1: bad value for db_expire_batch: \"0\" (expected an integer "
+		  "from 1 to 1000000)" },
+		{ "smtp_error_limit = ten\n",
+		  "1: bad value for smtp_error_limit: \"ten\" (expected an "
+		  "integer from 1 to 1000)" },
+		{ "message_size_limit = 10M\n",
+		  "1: bad value for message_size_limit: \"10M\" (expected a size "
+		  "in bytes, 0 for no limit)" },
+		{ "allow_clients = 10.0.0.0/8 bad.example\n",
+		  "1: bad value for allow_clients: \"bad.example\" (expected an "
+		  "address or address/prefix, like 192.0.2.0/24)" },
+		{ "backend = localhost:10025\n",
+		  "1: bad value for backend: \"localhost:10025\" (expected a "
+		  "numeric host:port or [ipv6]:port, not a wildcard)" },
+		{ "backend = *:10025\n",
+		  "1: bad value for backend: \"*:10025\" (expected a numeric "
+		  "host:port or [ipv6]:port, not a wildcard)" },
+		{ "listen = 127.0.0.1:2525 ::1:2525\n",
+		  "1: bad value for listen: \"::1:2525\" (expected a numeric "
+		  "host:port, [ipv6]:port or *:port)" },
+		{ "listen = *:25, 0.0.0.0:25\n",
+		  "1: listen address \"0.0.0.0:25\" given twice" },
+		{ "listen =\n", "1: listen needs at least one address" },
+		{ "backend_proxy = proxy\n",
+		  "1: bad value for backend_proxy: \"proxy\" (expected haproxy, "
+		  "haproxy2, xclient or none)" },
+		{ "hostname = mx example\n",
+		  "1: bad value for hostname: \"mx example\" (expected a host "
+		  "name without spaces)" },
+		{ "user = grey d\n",
+		  "1: bad value for user: \"grey d\" (expected a user name "
+		  "without spaces, or nothing)" },
+		{ "db_dir =\n",
+		  "1: bad value for db_dir: \"\" (expected a directory)" },
+		{ "smtp_banner = caf\xc3\xa9\n",
+		  "1: bad value for smtp_banner: \"caf\xc3\xa9\" (expected "
+		  "printable ASCII text)" },
+		{ "greylist_delay = 5h\n",
+		  "1: greylist_retry_window (14400s) must be longer than "
+		  "greylist_delay (18000s)" },
+		{ "greylist_delay = 1m\ngreylist_retry_window = 60s\n",
+		  "2: greylist_retry_window (60s) must be longer than "
+		  "greylist_delay (60s)" },
+	};
+	struct fixture *fx = *state;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		load_fails(fx, cases[i].text, cases[i].want);
+}
+
+static void
+test_listen_limit(void **state)
+{
+	struct fixture *fx = *state;
+	char text[1024] = "listen =";
+	char one[32];
+	int i;
+
+	for (i = 0; i < CONF_MAX_LISTEN; i++) {
+		snprintf(one, sizeof(one), " 127.0.0.1:%d", 2000 + i);
+		strlcat(text, one, sizeof(text));
+	}
+	strlcat(text, "\n", sizeof(text));
+	load_ok(fx, text);
+	assert_int_equal(fx->c.nlisten, CONF_MAX_LISTEN);
+	assert_int_equal(port_of(&fx->c.listen[CONF_MAX_LISTEN - 1]),
+	    2000 + CONF_MAX_LISTEN - 1);
+	conf_free(&fx->c);
+	text[strlen(text) - 1] = '\0';
+	strlcat(text, " [::1]:25\n", sizeof(text));
+	load_fails(fx, text, "1: too many listen addresses (at most 16)");
+}
+
+static void
+test_long_values(void **state)
+{
+	struct fixture *fx = *state;
+	size_t n = 100000, i;
+	char *text = malloc(n + 1), want[64];
+
+	assert_non_null(text);
+	memset(text, 'x', 70000);
+	memcpy(text, "db_dir = ", 9);
+	text[70000] = '\0';
+	load_fails(fx, text, "1: line too long (more than 65536 bytes)");
+	/* a logical line made of many short physical lines */
+	strlcpy(text, "# long list\nallow_clients =\n", n + 1);
+	for (i = 0; i < 7000; i++)
+		strlcat(text, "  10.0.0.0/8\n", n + 1);
+	load_fails(fx, text, "2: line too long (more than 65536 bytes)");
+	memset(text, 'x', 5000);
+	memcpy(text, "db_dir = ", 9);
+	text[5000] = '\0';
+	snprintf(want, sizeof(want), "1: value for db_dir is too long "
+	    "(at most %d bytes)", PATH_MAX - 1);
+	load_fails(fx, text, want);
+	free(text);
+	load_fails(fx, "smtp_banner = $hostname $hostname $hostname $hostname"
+	    " $hostname $hostname $hostname $hostname $hostname $hostname\n"
+	    "hostname = aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaa\n",
+	    "1: value for smtp_banner is too long (at most 511 bytes)");
+}
+
+static void
+test_file_errors(void **state)
+{
+	struct fixture *fx = *state;
+	char path[PATH_MAX], want[PATH_MAX + 128];
+
+	snprintf(path, sizeof(path), "%s/missing.conf", fx->dir);
+	assert_int_equal(conf_load(&fx->c, path, NULL, fx->err,
+	    sizeof(fx->err)), -1);
+	snprintf(want, sizeof(want), "%s: cannot open: %s", path,
+	    strerror(ENOENT));
+	assert_string_equal(fx->err, want);
+
+	snprintf(path, sizeof(path), "%s/subdir", fx->dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(conf_load(&fx->c, path, NULL, fx->err,
+	    sizeof(fx->err)), -1);
+	snprintf(want, sizeof(want), "%s: cannot read: %s", path,
+	    strerror(EISDIR));
+	assert_string_equal(fx->err, want);
+
+	write_file(fx, "nul.conf", "user = a\nuser = b\0c\n", 20, path,
+	    sizeof(path));
+	assert_int_equal(conf_load(&fx->c, path, NULL, fx->err,
+	    sizeof(fx->err)), -1);
+	snprintf(want, sizeof(want), "%s:2: NUL byte in line", path);
+	assert_string_equal(fx->err, want);
+}
+
+static void
+test_expansion(void **state)
+{
+	struct fixture *fx = *state;
+
+	load_ok(fx, "hostname = mx.example.org\n");
+	assert_string_equal(fx->c.smtp_banner, "mx.example.org ESMTP greyd");
+	conf_free(&fx->c);
+	/* references to later lines and to defaults; $$ is a literal $ */
+	load_ok(fx,
+	    "smtp_banner = ${hostname} says $$5 to $user\n"
+	    "pid_file = $db_dir/greyd.pid\n"
+	    "user = ${hostname}\n"
+	    "hostname = mx.example.org\n");
+	assert_string_equal(fx->c.smtp_banner,
+	    "mx.example.org says $5 to mx.example.org");
+	assert_string_equal(fx->c.pid_file, "./var/db/greyd.pid");
+	assert_string_equal(fx->c.user, "mx.example.org");
+	conf_free(&fx->c);
+	/* expansion inside lists */
+	load_ok(fx, "db_dir = 127.0.0.1:2600\nlisten = $db_dir, [::1]:2600\n");
+	assert_int_equal(fx->c.nlisten, 2);
+	assert_ipv4(&fx->c.listen[0], "127.0.0.1", 2600);
+}
+
+static void
+test_expansion_errors(void **state)
+{
+	struct fixture *fx = *state;
+
+	load_fails(fx, "hostname = $smtp_banner\n",
+	    "1: recursion loop: $hostname expands to itself");
+	load_fails(fx, "# x\nuser = ${user}\n",
+	    "2: recursion loop: $user expands to itself");
+	load_fails(fx, "user = $pid_file\npid_file = $db_dir\n"
+	    "db_dir = /x$user\n",
+	    "1: recursion loop: $user expands to itself");
+	load_fails(fx, "smtp_banner = $nosuch here\n",
+	    "1: unknown setting \"nosuch\" in $ expansion in value of "
+	    "smtp_banner");
+	load_fails(fx, "smtp_banner = costs 5$\n",
+	    "1: stray \"$\" in value of smtp_banner (write $$ for a literal $)");
+	load_fails(fx, "smtp_banner = ${hostname\n",
+	    "1: missing \"}\" after \"${hostname\" in value of smtp_banner");
+	load_fails(fx, "smtp_banner = ${}\n",
+	    "1: stray \"$\" in value of smtp_banner (write $$ for a literal $)");
+}
+
+static void
+test_later_wins(void **state)
+{
+	struct fixture *fx = *state;
+
+	load_ok(fx,
+	    "greylist_delay = 5x\n"
+	    "hostname = first.example\n"
+	    "smtp_banner = $hostname hi\n"
+	    "greylist_delay = 2m\n"
+	    "hostname = second.example\n");
+	assert_int_equal(fx->c.greylist_delay, 120);
+	assert_string_equal(fx->c.smtp_banner, "second.example hi");
+}
+
+static void
+test_overrides(void **state)
+{
+	struct fixture *fx = *state;
+	const char *const ov[] = { "greylist_delay=1s", " hostname = o.example ",
+	    "allow_clients=192.0.2.0/24,198.51.100.0/24", NULL };
+	const char *const bad[] = { "greylist_delay=5x", NULL };
+	const char *text;
+	char want[PATH_MAX + 128];
+
+	assert_int_equal(conf_load(&fx->c, NULL, ov, fx->err,
+	    sizeof(fx->err)), 0);
+	assert_int_equal(fx->c.greylist_delay, 1);
+	assert_string_equal(fx->c.smtp_banner, "o.example ESMTP greyd");
+	assert_int_equal(fx->c.nallow_clients, 2);
+	conf_free(&fx->c);
+	/* overrides win over the file */
+	text = "greylist_delay = 1m\nuser = nobody\n";
+	write_file(fx, "greyd.conf", text, strlen(text), fx->path,
+	    sizeof(fx->path));
+	assert_int_equal(conf_load(&fx->c, fx->path, ov, fx->err,
+	    sizeof(fx->err)), 0);
+	assert_int_equal(fx->c.greylist_delay, 1);
+	assert_string_equal(fx->c.user, "nobody");
+	conf_free(&fx->c);
+
+	override_fails(fx, "greylist_delay=5x", "-o greylist_delay=5x: bad "
+	    "value for greylist_delay: \"5x\" (expected a duration like 300s, "
+	    "5m, 4h, 36d)");
+	override_fails(fx, "nosuch=1", "-o nosuch=1: unknown setting "
+	    "\"nosuch\"");
+	override_fails(fx, "greylist_delay", "-o greylist_delay: expected "
+	    "\"name = value\"");
+	override_fails(fx, "hostname=$smtp_banner", "-o hostname=$smtp_banner: "
+	    "recursion loop: $hostname expands to itself");
+	override_fails(fx, "greylist_delay=9h", "-o greylist_delay=9h: "
+	    "greylist_retry_window (14400s) must be longer than "
+	    "greylist_delay (32400s)");
+	/* a bad file value is reported before a bad override */
+	text = "user = a b\n";
+	write_file(fx, "greyd.conf", text, strlen(text), fx->path,
+	    sizeof(fx->path));
+	assert_int_equal(conf_load(&fx->c, fx->path, bad, fx->err,
+	    sizeof(fx->err)), -1);
+	snprintf(want, sizeof(want), "%s:1: bad value for user: \"a b\" "
+	    "(expected a user name without spaces, or nothing)", fx->path);
+	assert_string_equal(fx->err, want);
+}
+
+static void
+test_print_roundtrip(void **state)
+{
+	struct fixture *fx = *state;
+	struct greyd_conf again;
+	char p1[PATH_MAX], p2[PATH_MAX], t1[8192], t2[8192];
+	const char *s;
+	int lines = 0;
+
+	load_ok(fx,
+	    "listen = [::1]:2525, 127.0.0.1:2526 *:2527\n"
+	    "backend_proxy = haproxy2\n"
+	    "greylist_delay = 90\n"
+	    "white_expiry = 2w\n"
+	    "allow_clients = 10.1.2.3/8\n"
+	    "  2001:db8::/32 ::ffff:192.0.2.1\n"
+	    "hostname = mx.example.org\n"
+	    "smtp_banner = $hostname charges $$5\n"
+	    "greylist_exempt_postmaster = no\n"
+	    "pid_file = /run/greyd dir/greyd.pid\n");
+	print_to(fx, &fx->c, "print1.conf", p1, sizeof(p1));
+	assert_int_equal(conf_load(&again, p1, NULL, fx->err,
+	    sizeof(fx->err)), 0);
+	print_to(fx, &again, "print2.conf", p2, sizeof(p2));
+	conf_free(&again);
+	slurp(p1, t1, sizeof(t1));
+	slurp(p2, t2, sizeof(t2));
+	assert_string_equal(t1, t2);
+	for (s = t1; (s = strchr(s, '\n')) != NULL; s++)
+		lines++;
+	assert_int_equal(lines, NSETTINGS);
+	assert_true(starts_with(t1, "listen = [::1]:2525 127.0.0.1:2526 "
+	    "*:2527\n"));
+	assert_non_null(strstr(t1, "\nbackend_proxy = haproxy2\n"));
+	assert_non_null(strstr(t1, "\ngreylist_delay = 90s\n"));
+	assert_non_null(strstr(t1, "\nwhite_expiry = 1209600s\n"));
+	assert_non_null(strstr(t1, "\nallow_clients = 10.0.0.0/8 "
+	    "2001:db8::/32 192.0.2.1/32\n"));
+	assert_non_null(strstr(t1, "\nsmtp_banner = mx.example.org charges "
+	    "$$5\n"));
+	assert_non_null(strstr(t1, "\ngreylist_exempt_postmaster = no\n"));
+	assert_non_null(strstr(t1, "\nuser =\n"));
+	assert_non_null(strstr(t1, "\npid_file = /run/greyd dir/greyd.pid\n"));
+	assert_non_null(strstr(t1, "\nmessage_size_limit = 10240000\n"));
+}
+
+static void
+test_print_defaults(void **state)
+{
+	struct fixture *fx = *state;
+	struct greyd_conf again;
+	char p1[PATH_MAX], p2[PATH_MAX], t1[8192], t2[8192];
+
+	assert_int_equal(conf_load(&fx->c, NULL, NULL, fx->err,
+	    sizeof(fx->err)), 0);
+	print_to(fx, &fx->c, "d1.conf", p1, sizeof(p1));
+	assert_int_equal(conf_load(&again, p1, NULL, fx->err,
+	    sizeof(fx->err)), 0);
+	print_to(fx, &again, "d2.conf", p2, sizeof(p2));
+	slurp(p1, t1, sizeof(t1));
+	slurp(p2, t2, sizeof(t2));
+	assert_string_equal(t1, t2);
+	assert_true(starts_with(t1, "listen = 127.0.0.1:2525\n"
+	    "backend = 127.0.0.1:10025\nbackend_proxy = haproxy\n"
+	    "backend_connect_timeout = 10s\n"));
+	assert_non_null(strstr(t1, "\nallow_clients =\n"));
+	assert_non_null(strstr(t1, "\ngreylist_retry_window = 14400s\n"));
+	assert_non_null(strstr(t1, "\npid_file =\n"));
+}
+
+static void
+test_free_after_error(void **state)
+{
+	struct fixture *fx = *state;
+
+	/* allow_clients is parsed (and allocated) before white_expiry fails */
+	load_fails(fx, "white_expiry = 0\nallow_clients = 10.0.0.0/8\n",
+	    "1: bad value for white_expiry: \"0\" (expected a duration of at "
+	    "least 1s, like 300s, 5m, 4h, 36d)");
+	conf_free(&fx->c);
+	conf_free(&fx->c);
+}
+
+#define T(name)	cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_defaults),
+		T(test_parse_duration),
+		T(test_parse_sockaddr),
+		T(test_backend_proxy_names),
+		T(test_every_type),
+		T(test_continuation_and_comments),
+		T(test_line_numbers),
+		T(test_syntax_errors),
+		T(test_bad_values),
+		T(test_listen_limit),
+		T(test_long_values),
+		T(test_file_errors),
+		T(test_expansion),
+		T(test_expansion_errors),
+		T(test_later_wins),
+		T(test_overrides),
+		T(test_print_roundtrip),
+		T(test_print_defaults),
+		T(test_free_after_error),
+	};
+
+	cmocka_set_message_output(CM_OUTPUT_TAP);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
