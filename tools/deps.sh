@@ -10,7 +10,7 @@ PACKAGES="
 build-essential clang pkg-config
 libevent-dev libdb5.3-dev db5.3-util libc-ares-dev libspf2-dev libbsd-dev libssl-dev
 libcmocka-dev libclang-rt-14-dev
-postfix swaks rbldnsd unbound python3-spf
+postfix swaks rbldnsd unbound python3-spf openssl libnet-ssleay-perl
 perl libnet-dns-perl mandoc
 "
 
