@@ -76,6 +76,7 @@ struct session {
 	bool out_blocked;	/* waiting for the client to read our replies */
 	bool relay_blocked;	/* waiting for the backend to take message text */
 	bool white;		/* the client key passed greylisting this session */
+	bool in_process;	/* session_process() is on the stack */
 	int errors;
 
 	/* HELO/EHLO */
@@ -815,23 +816,30 @@ session_process(struct session *s)
 	size_t len, n, used;
 	const char *p;
 
+	/* A command answered synchronously resumes us from inside the loop
+	 * below: the loop itself goes on, never a second one over the same
+	 * input. */
+	if (s->in_process)
+		return;
+	s->in_process = true;
 	while (s->state == SS_COMMAND || s->state == SS_DATA) {
 		if (s->relay_blocked)
-			return;
+			break;
 		if (evbuffer_get_length(out) >= SESSION_OUT_HIGH) {
 			s->out_blocked = true;
-			return;
+			break;
 		}
 		if ((len = evbuffer_get_length(in)) == 0)
-			return;
+			break;
 		n = len < SESSION_PULL_MAX ? len : SESSION_PULL_MAX;
 		p = (const char *)evbuffer_pullup(in, (ssize_t)n);
 		used = s->state == SS_COMMAND ? session_command_input(s, p, n) :
 		    session_data_input(s, p, n);
 		if (used == 0)
-			return;
+			break;
 		evbuffer_drain(in, used);
 	}
+	s->in_process = false;
 }
 
 static void
