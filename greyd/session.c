@@ -13,7 +13,11 @@
  *            message.  A bad line poisons the message: the backend
  *            connection is dropped at once (so the partial message can never
  *            be delivered), the rest is read and discarded up to CRLF.CRLF,
- *            and the client gets one rejection.  Only CRLF.CRLF ends DATA.
+ *            and the client gets one rejection.  Only CRLF.CRLF ends DATA:
+ *            a "." line ends it only when the octets before it are CRLF
+ *            (or the DATA command's own CRLF), so after a line that ended
+ *            in a bare LF ("\n.\r\n") the "." is message text and what
+ *            follows it can never be read as a smuggled command.
  *   CLOSING  the last reply is being flushed; the session is freed when the
  *            output is empty or the peer is gone.
  *
@@ -95,6 +99,8 @@ struct session {
 	unsigned nrcpt_seen;
 	long long data_bytes;
 	const char *data_error;	/* reply for a poisoned message */
+	bool data_crlf;		/* the message text so far ends in CRLF */
+	bool data_last_cr;	/* its last octet is CR */
 
 	struct {
 		uint32_t greylisted, passed, delivered, rejected;
@@ -195,6 +201,8 @@ session_drop_relay(struct session *s, bool quit)
 		return;
 	relay_free(s->relay, quit);
 	s->relay = NULL;
+	/* Its drain callback dies with it: nothing is waited for any more. */
+	s->relay_blocked = false;
 	if (s->backend_mail)
 		s->txn_broken = s->mail_seen;
 	s->backend_mail = false;
@@ -391,8 +399,11 @@ session_backend_failed(struct session *s, enum session_await aw, int code,
 	if (aw == AW_NONE)
 		return;
 	if (aw == AW_STREAM) {
-		/* Keep reading the message; the client hears at CRLF.CRLF. */
+		/* Keep reading the message; the client hears at CRLF.CRLF.
+		 * The input may have been held back for the backend: go on
+		 * with it now, no read event may come for it. */
 		s->data_error = "451 4.4.2 Backend connection lost, try again later";
+		session_process(s);
 		return;
 	}
 	if (code >= 400 && reply != NULL)
@@ -465,6 +476,8 @@ session_backend_reply(void *arg, int code, const char *reply, size_t len)
 			s->await = AW_STREAM;
 			s->data_bytes = 0;
 			s->data_error = NULL;
+			s->data_crlf = true;	/* DATA's own CRLF */
+			s->data_last_cr = false;
 			session_set_idle_timer(s, true);
 			session_process(s);
 			return;
@@ -628,8 +641,10 @@ session_command(struct session *s, const char *line, size_t len)
 		session_close(s);
 		break;
 	case SMTP_NONSMTP:
-		log_info("REJECT [%s]:%u non-SMTP command \"%.20s\"",
-		    s->addrstr, s->port, line);
+		/* line is not NUL-terminated: print at most its len octets
+		 * (the parser has refused control octets in them). */
+		log_info("REJECT [%s]:%u non-SMTP command \"%.*s\"",
+		    s->addrstr, s->port, (int)(len < 20 ? len : 20), line);
 		s->count.rejected++;
 		session_reply(s, "521 5.5.1 Protocol error");
 		session_close(s);
@@ -741,6 +756,17 @@ session_data_end(struct session *s)
 	session_backend_next(s);
 }
 
+/* Note the last octets of consumed message text (for the CRLF.CRLF rule). */
+static void
+session_data_track(struct session *s, const char *q, size_t k)
+{
+	if (k == 0)
+		return;
+	s->data_crlf = q[k - 1] == '\n' &&
+	    (k >= 2 ? q[k - 2] == '\r' : s->data_last_cr);
+	s->data_last_cr = q[k - 1] == '\r';
+}
+
 static void
 session_relay_drained(void *arg)
 {
@@ -773,9 +799,12 @@ session_data_input(struct session *s, const char *p, size_t n)
 
 	while (off < n && !s->relay_blocked) {
 		if (s->discarding) {
-			if ((lf = memchr(p + off, '\n', n - off)) == NULL)
+			if ((lf = memchr(p + off, '\n', n - off)) == NULL) {
+				session_data_track(s, p + off, n - off);
 				return n;
+			}
 			s->discarding = false;
+			session_data_track(s, p + off, (size_t)(lf - p) + 1 - off);
 			off = run = (size_t)(lf - p) + 1;
 			continue;
 		}
@@ -783,13 +812,15 @@ session_data_input(struct session *s, const char *p, size_t n)
 		    &linelen, &used);
 		if (st == SMTP_LINE_INCOMPLETE)
 			break;
-		if (st == SMTP_LINE_OK && linelen == 1 && p[off] == '.') {
+		if (st == SMTP_LINE_OK && linelen == 1 && p[off] == '.' &&
+		    s->data_crlf) {
 			session_forward(s, p + run, off - run);
 			session_data_end(s);
 			return off + used;
 		}
 		if (st != SMTP_LINE_OK)
 			session_data_line_error(s, st, p + off, used);
+		session_data_track(s, p + off, used);
 		s->data_bytes += (long long)used;
 		if (limit > 0 && s->data_bytes > limit)
 			session_data_poison(s, "552 5.3.4 Error: message file "
@@ -822,6 +853,10 @@ session_process(struct session *s)
 	if (s->in_process)
 		return;
 	s->in_process = true;
+	if ((s->state == SS_COMMAND || s->state == SS_DATA) &&
+	    !s->relay_blocked && !s->out_blocked &&
+	    !(bufferevent_get_enabled(s->bev) & EV_READ))
+		bufferevent_enable(s->bev, EV_READ);
 	while (s->state == SS_COMMAND || s->state == SS_DATA) {
 		if (s->relay_blocked)
 			break;
@@ -839,6 +874,13 @@ session_process(struct session *s)
 			break;
 		evbuffer_drain(in, used);
 	}
+	/* Input is held back (the backend has the command, the client does
+	 * not read our replies, the backend does not take message text).
+	 * With a full input buffer libevent 2.1 would call the read callback
+	 * again at once, forever (100% CPU): stop reading until the session
+	 * can take input again; the start of this function reads again. */
+	if (s->state != SS_CLOSING && evbuffer_get_length(in) >= SESSION_IN_HIGH)
+		bufferevent_disable(s->bev, EV_READ);
 	s->in_process = false;
 }
 
