@@ -454,11 +454,18 @@ splice_read_cb(struct bufferevent *bev, void *arg)
 	struct relay *r = arg;
 	struct bufferevent *other;
 
+	struct evbuffer *in = bufferevent_get_input(bev), *out;
+
 	splice_other(r, bev, &other);
-	evbuffer_add_buffer(bufferevent_get_output(other),
-	    bufferevent_get_input(bev));
-	if (evbuffer_get_length(bufferevent_get_output(other)) >=
-	    RELAY_HIGH_WATER)
+	out = bufferevent_get_output(other);
+	/* Nothing queued for the other side: write at once instead of arming a
+	 * write event for the next loop turn (that costs two epoll_ctl calls and
+	 * an extra epoll_wait per chunk).  What does not fit is queued. */
+	if (evbuffer_get_length(out) == 0)
+		(void)evbuffer_write(in, bufferevent_getfd(other));
+	if (evbuffer_get_length(in) > 0)
+		evbuffer_add_buffer(out, in);
+	if (evbuffer_get_length(out) >= RELAY_HIGH_WATER)
 		bufferevent_disable(bev, EV_READ);
 }
 
