@@ -1,0 +1,388 @@
+#!/bin/sh
+# bench.sh — the driver of `make bench`: greyd's benchmarks, each figure
+# printed beside its target and a reference measured in the same run.
+#
+#   a) greylist sessions/s: greyd (backend_proxy = none, in front of
+#      smtp-sink) answers greyload -m grey, a new triplet every session, from
+#      65,534 client addresses.  Target >= 5,000/s.  Reference: the same load
+#      straight to smtp-sink on the same core (the load generator's ceiling).
+#   b) relayed messages/s: greyload -m relay (-k messages of -b bytes per
+#      session) through greyd's fast path (allow_clients = 127.0.0.0/8) and
+#      directly to the same smtp-sink, one after the other.  Target: via/direct
+#      >= 0.9.
+#   c) memory: greyd holds BENCH_IDLE SMTP sessions of greyload -m idle (one
+#      per client address, none in allow_clients); VmRSS of greyd before and
+#      while held gives KiB per session.  Target <= 16 KiB.  Reference:
+#      greyload's own VmRSS per connection.
+#
+# CPU placement (2 cores): greyd on core 0, greyload on core 1.  The
+# smtp-sink of a)'s reference run (and of BENCH_DRY=1) takes greyd's core 0;
+# the smtp-sink that serves as greyd's backend, and b)'s direct target, is
+# left to the scheduler (BENCH_SINK_CPU=N pins it).  With three busy
+# processes on two cores, b) measures what greyd costs against a very cheap
+# backend: run it on an otherwise idle machine.
+#
+# Binaries come from ${GREYD_BUILD:-.}.  Every process is started here, on a
+# free loopback port, and killed by PID on exit, INT or TERM; scratch files go
+# to a temp dir (kept with BENCH_KEEP=1).  Knobs (environment):
+#   BENCH_SECONDS=10 BENCH_SESSIONS=50000 BENCH_CONCURRENCY=200
+#   BENCH_MESSAGES=10 (per relay session) BENCH_BODY=1024 BENCH_IDLE=10000
+#   BENCH_ONLY="a b c"  BENCH_SINK_CPU=  BENCH_KEEP=0
+#   BENCH_DRY=1  no greyd: a second smtp-sink stands in for it, to check this
+#                script's plumbing only (the figures are then not greyd's).
+# Exit status: 0 when every benchmark produced its figure (met or not; the
+# table says MISS), 1 when one could not be measured.
+set -u
+
+B=${GREYD_BUILD:-.}
+GREYD=$B/greyd/greyd
+GREYLOAD=$B/tools/greyload
+SINK=$(command -v smtp-sink 2>/dev/null || echo /usr/sbin/smtp-sink)
+
+SECONDS_=${BENCH_SECONDS:-10}
+SESSIONS=${BENCH_SESSIONS:-50000}
+CONC=${BENCH_CONCURRENCY:-200}
+MESSAGES=${BENCH_MESSAGES:-10}
+BODY=${BENCH_BODY:-1024}
+IDLE=${BENCH_IDLE:-10000}
+ONLY=${BENCH_ONLY:-a b c}
+DRY=${BENCH_DRY:-0}
+SINK_CPU=${BENCH_SINK_CPU:-}
+
+# Client address ranges: one per benchmark, so greylist keys, per-client
+# counters and allow_clients never mix between them.
+SRC_A=127.1.0.1-127.1.255.254
+SRC_B=127.2.0.1-127.2.255.254
+SRC_C=127.3.0.1-127.3.255.254
+
+PORT_LOCK_DIR=/tmp/greydtest-ports	# shared with t/lib/GreydTest.pm
+PIDS=""
+TMP=""
+ERRORS=0
+TABLE=""
+
+say() { printf '%s\n' "$*"; }
+warn() { printf 'bench: %s\n' "$*" >&2; }
+
+cleanup() {
+	trap - EXIT INT TERM
+	for p in $PIDS; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	for p in $PIDS; do
+		stop_wait "$p"
+	done
+	# free_port runs in $(...): its reservations carry this shell's $$.
+	for f in "$PORT_LOCK_DIR"/*; do
+		[ "$(cat "$f" 2>/dev/null)" = "$$" ] && rm -f "$f"
+	done
+	if [ -n "$TMP" ]; then
+		if [ "${BENCH_KEEP:-0}" = 1 ]; then
+			warn "scratch files kept in $TMP"
+		else
+			rm -rf "$TMP"
+		fi
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Wait up to 5 s for a signalled process, then SIGKILL it, then reap it.
+stop_wait() {
+	i=0
+	while kill -0 "$1" 2>/dev/null && [ $i -lt 50 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+
+# stop PID [SIGNAL]: stop one process this script started and forget it.
+stop() {
+	kill -"${2:-TERM}" "$1" 2>/dev/null
+	stop_wait "$1"
+	forget "$1"
+}
+
+# forget PID: a process that has ended is no longer ours to kill.
+forget() {
+	rest=""
+	for p in $PIDS; do
+		[ "$p" = "$1" ] || rest="$rest $p"
+	done
+	PIDS=$rest
+}
+
+# A free TCP port on 127.0.0.1 below the ephemeral range (so it never meets
+# the local port of an outgoing connection), reserved in the lock dir the
+# test suite uses so parallel tests do not take it too.
+free_port() {
+	eph=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+	hi=$(( ${eph:-32768} - 1 ))
+	mkdir -p "$PORT_LOCK_DIR" 2>/dev/null && chmod 1777 "$PORT_LOCK_DIR" 2>/dev/null
+	n=0
+	while [ $n -lt 500 ]; do
+		n=$((n + 1))
+		r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+		port=$(( 10000 + r % (hi - 10000) ))
+		[ -z "$(ss -Htan "( sport = :$port )" 2>/dev/null)" ] || continue
+		if (set -C; echo $$ > "$PORT_LOCK_DIR/$port") 2>/dev/null; then
+			echo "$port"
+			return 0
+		fi
+	done
+	warn "no free port found"
+	return 1
+}
+
+
+# Wait until process $1 listens on 127.0.0.1:$2 (10 s at most).
+wait_listen() {
+	i=0
+	while [ $i -lt 100 ]; do
+		if ! kill -0 "$1" 2>/dev/null; then
+			warn "process $1 exited before listening on port $2"
+			return 1
+		fi
+		ss -Htlnp "( sport = :$2 )" 2>/dev/null | grep -q "pid=$1," && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	warn "process $1 is not listening on port $2 after 10 s"
+	return 1
+}
+
+# pin CPU: the taskset prefix (nothing when there is no second core).
+pin() {
+	[ -n "$1" ] && [ "$NCPU" -ge 2 ] && echo "taskset -c $1"
+}
+
+# start_sink PORT CPU LOG: smtp-sink on 127.0.0.1:PORT; sets SINK_PID.
+start_sink() {
+	# shellcheck disable=SC2046,SC2086
+	$(pin "$2") "$SINK" $SINK_USER -m 20000 "127.0.0.1:$1" 4096 > "$3" 2>&1 &
+	SINK_PID=$!
+	PIDS="$PIDS $SINK_PID"
+	wait_listen "$SINK_PID" "$1"
+}
+
+# start_greyd NAME PORT BACKEND_PORT ALLOW: greyd on core 0 with a fresh
+# db_dir; sets GREYD_PID and GREYD_LOG.  With BENCH_DRY=1, a smtp-sink.
+start_greyd() {
+	GREYD_LOG=$TMP/greyd-$1.log
+	if [ "$DRY" = 1 ]; then
+		start_sink "$2" 0 "$GREYD_LOG" || return 1
+		GREYD_PID=$SINK_PID
+		return 0
+	fi
+	conf=$TMP/greyd-$1.conf
+	cat > "$conf" <<-EOF
+	listen = 127.0.0.1:$2
+	backend = 127.0.0.1:$3
+	backend_proxy = none
+	db_dir = $TMP/db-$1
+	greylist_delay = 300s
+	allow_clients = $4
+	smtp_idle_timeout = 600s
+	EOF
+	# shellcheck disable=SC2046
+	$(pin 0) "$GREYD" -d -f "$conf" > "$GREYD_LOG" 2>&1 &
+	GREYD_PID=$!
+	PIDS="$PIDS $GREYD_PID"
+	if ! wait_listen "$GREYD_PID" "$2"; then
+		tail -n 20 "$GREYD_LOG" >&2
+		return 1
+	fi
+}
+
+# load OUT ARGS...: greyload on core 1 (its output to OUT), -q always.
+load() {
+	out=$1
+	shift
+	# In the background so that INT/TERM interrupt the wait at once.
+	# shellcheck disable=SC2046
+	$(pin 1) "$GREYLOAD" -q "$@" > "$out" 2> "$out.err" &
+	lp=$!
+	PIDS="$PIDS $lp"
+	wait "$lp"
+	rc=$?
+	forget "$lp"
+	if ! grep -q '^RESULT ' "$out"; then
+		warn "greyload $* gave no result (exit $rc):"
+		cat "$out.err" >&2
+		return 1
+	fi
+	[ $rc -eq 0 ] || warn "greyload $*: some sessions failed, see below"
+	return 0
+}
+
+# field FILE NAME: a value from greyload's RESULT line.
+field() {
+	sed -n "s/^RESULT.* $2=\([^ ]*\).*/\1/p" "$1" | tail -n 1
+}
+
+replies() {
+	sed -n 's/^replies: *//p' "$1"
+}
+
+vmrss() {
+	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null
+}
+
+# row NAME FIGURE TARGET OP REFERENCE: one table line; OP is >= or <=.
+row() {
+	verdict=$(awk -v f="$2" -v t="$3" -v op="$4" 'BEGIN {
+		if (f == "" || f == "-") { print "- ERROR"; exit }
+		r = (op == ">=") ? (t > 0 ? f / t : 0) : (f > 0 ? t / f : 0)
+		printf "%.2f %s\n", r, (r >= 1 ? "ok" : "MISS") }')
+	line=$(printf '%-34s %10s  %-9s %6s %-5s %s' "$1" "$2" "$4 $3" \
+	    "${verdict% *}" "${verdict#* }" "$5")
+	TABLE="$TABLE
+$line"
+	say "$line"
+	case $verdict in *ERROR) ERRORS=$((ERRORS + 1)) ;; esac
+}
+
+# a) greylist sessions/s
+bench_a() {
+	say ""
+	say "== a) greylist sessions/s: greyload -m grey -c $CONC," \
+	    "${SESSIONS} sessions or ${SECONDS_}s, new triplets, $SRC_A"
+	sp=$(free_port) && gp=$(free_port) && rp=$(free_port) || exit 1
+	start_sink "$sp" "$SINK_CPU" "$TMP/sink-a.log" || { row "greylist sessions/s" - 5000 ">=" ""; return; }
+	sink=$SINK_PID
+	start_greyd a "$gp" "$sp" "" || { row "greylist sessions/s" - 5000 ">=" ""; stop "$sink"; return; }
+	args="-m grey -c $CONC -n $SESSIONS -t $SECONDS_ -a $SRC_A"
+	# shellcheck disable=SC2086
+	load "$TMP/a.greyd" -s "127.0.0.1:$gp" $args || { row "greylist sessions/s" - 5000 ">=" ""; stop "$GREYD_PID"; stop "$sink"; return; }
+	sed -n '/^sessions:/p; /^replies:/p; /^session ms:/p; /^banner ms:/p' "$TMP/a.greyd"
+	stop "$GREYD_PID"
+	stop "$sink"
+	# Reference: the same load against smtp-sink on greyd's core.
+	start_sink "$rp" 0 "$TMP/sink-a-ref.log" || return
+	ref=$SINK_PID
+	# shellcheck disable=SC2086
+	if load "$TMP/a.sink" -s "127.0.0.1:$rp" $args; then
+		refval="smtp-sink direct: $(field "$TMP/a.sink" sessions_per_s)/s"
+	else
+		refval="smtp-sink direct: failed"
+	fi
+	stop "$ref"
+	awk -v g="$(field "$TMP/a.greyd" sessions_per_s)" -v r="$(field "$TMP/a.sink" sessions_per_s)" \
+	    'BEGIN { exit !(g != "" && r > 0 && g >= 0.9 * r) }' &&
+	    warn "a) greyd is within 10% of the load generator's ceiling: the figure is bounded by greyload, not greyd"
+	row "greylist sessions/s" "$(field "$TMP/a.greyd" sessions_per_s)" \
+	    5000 ">=" "p99 $(field "$TMP/a.greyd" p99_ms) ms, failed $(field "$TMP/a.greyd" failed); $refval"
+}
+
+# b) relayed messages/s through greyd's fast path vs directly
+bench_b() {
+	say ""
+	say "== b) relayed messages/s: greyload -m relay -c $CONC -k $MESSAGES" \
+	    "-b $BODY, ${SECONDS_}s, $SRC_B, via greyd and direct"
+	sp=$(free_port) && gp=$(free_port) || exit 1
+	start_sink "$sp" "$SINK_CPU" "$TMP/sink-b.log" || { row "relayed messages/s via/direct" - 0.9 ">=" ""; return; }
+	sink=$SINK_PID
+	start_greyd b "$gp" "$sp" 127.0.0.0/8 || { row "relayed messages/s via/direct" - 0.9 ">=" ""; stop "$sink"; return; }
+	args="-m relay -c $CONC -k $MESSAGES -b $BODY -t $SECONDS_ -a $SRC_B"
+	# shellcheck disable=SC2086
+	load "$TMP/b.direct" -s "127.0.0.1:$sp" $args
+	# shellcheck disable=SC2086
+	load "$TMP/b.greyd" -s "127.0.0.1:$gp" $args
+	stop "$GREYD_PID"
+	stop "$sink"
+	d=$(field "$TMP/b.direct" messages_per_s)
+	v=$(field "$TMP/b.greyd" messages_per_s)
+	say "direct:    $(sed -n 's/^rate: //p' "$TMP/b.direct"); session p50 $(field "$TMP/b.direct" p50_ms) ms p99 $(field "$TMP/b.direct" p99_ms) ms; $(sed -n 's/^sessions: //p' "$TMP/b.direct")"
+	say "via greyd: $(sed -n 's/^rate: //p' "$TMP/b.greyd"); session p50 $(field "$TMP/b.greyd" p50_ms) ms p99 $(field "$TMP/b.greyd" p99_ms) ms; $(sed -n 's/^sessions: //p' "$TMP/b.greyd")"
+	ratio=$(awk -v v="$v" -v d="$d" 'BEGIN { if (v == "" || d == "" || d == 0) print "-"; else printf "%.3f\n", v / d }')
+	row "relayed messages/s via/direct" "$ratio" 0.9 ">=" "via greyd ${v:-?}/s, direct ${d:-?}/s"
+}
+
+# c) memory per held SMTP session
+bench_c() {
+	say ""
+	say "== c) memory: greyd holding $IDLE idle SMTP sessions from $SRC_C"
+	sp=$(free_port) && gp=$(free_port) || exit 1
+	start_sink "$sp" "$SINK_CPU" "$TMP/sink-c.log" || { row "greyd KiB per held session" - 16 "<=" ""; return; }
+	sink=$SINK_PID
+	start_greyd c "$gp" "$sp" "" || { row "greyd KiB per held session" - 16 "<=" ""; stop "$sink"; return; }
+	# Warm up (database pages, allocator arenas), then the baseline.
+	load "$TMP/c.warm" -s "127.0.0.1:$gp" -m grey -c 20 -n 200 -a 127.4.0.1-127.4.0.254 >/dev/null
+	sleep 0.5
+	before=$(vmrss "$GREYD_PID")
+	# shellcheck disable=SC2046
+	$(pin 1) "$GREYLOAD" -q -m idle -n "$IDLE" -c 500 -t 120 -T 60 -a "$SRC_C" \
+	    -s "127.0.0.1:$gp" > "$TMP/c.idle" 2> "$TMP/c.idle.err" &
+	gl=$!
+	PIDS="$PIDS $gl"
+	i=0
+	while ! grep -q '^greyload: holding' "$TMP/c.idle" && kill -0 "$gl" 2>/dev/null && [ $i -lt 1200 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	sleep 1		# let greyd settle every banner it has sent
+	during=$(vmrss "$GREYD_PID")
+	est=$(ss -Htn state established "( sport = :$gp )" 2>/dev/null | wc -l)
+	glrss=$(vmrss "$gl")
+	stop "$gl" INT
+	stop "$GREYD_PID"
+	stop "$sink"
+	held=$(field "$TMP/c.idle" held)
+	sed -n '/^greyload: holding/p; /^sessions:/p; /^banner ms:/p' "$TMP/c.idle"
+	say "greyd VmRSS: ${before:-?} KiB before, ${during:-?} KiB while holding ${held:-?} (ss: $est established)"
+	kib=$(awk -v a="$before" -v b="$during" -v n="$held" 'BEGIN {
+		if (a == "" || b == "" || n == "" || n == 0) print "-"; else printf "%.2f\n", (b - a) / n }')
+	glkib=$(awk -v r="$glrss" -v n="$held" 'BEGIN {
+		if (r == "" || n == "" || n == 0) print "?"; else printf "%.2f\n", r / n }')
+	row "greyd KiB per held session" "$kib" 16 "<=" "held $held of $IDLE; greyload's own VmRSS/conn: $glkib KiB"
+}
+
+# ------------------------------------------------------------------ main
+
+[ -x "$GREYLOAD" ] || { warn "$GREYLOAD missing: run make"; exit 1; }
+[ -x "$SINK" ] || { warn "smtp-sink missing (package postfix): run make deps"; exit 1; }
+if [ "$DRY" != 1 ] && [ ! -x "$GREYD" ]; then
+	warn "$GREYD missing: run make (or BENCH_DRY=1 to test this script)"
+	exit 1
+fi
+NCPU=$(nproc 2>/dev/null || echo 1)
+[ "$NCPU" -ge 2 ] || warn "one CPU only: nothing is pinned, figures are shared-core figures"
+SINK_USER=""
+[ "$(id -u)" -eq 0 ] && SINK_USER="-u nobody"
+
+# ulimit -H/-n are not POSIX, but dash (sh here) and bash both have them.
+# shellcheck disable=SC3045
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+# shellcheck disable=SC3045
+nofile=$(ulimit -n)
+if [ "$nofile" != unlimited ] && [ "$nofile" -lt $((IDLE + 100)) ]; then
+	IDLE=$((nofile - 100))
+	warn "ulimit -n is $nofile: holding $IDLE sessions only"
+fi
+
+TMP=$(mktemp -d /tmp/greyd-bench.XXXXXX) || exit 1
+say "greyd benchmarks: $(date -u '+%Y-%m-%d %H:%M:%SZ'), $NCPU CPUs, kernel $(uname -r)"
+if [ "$DRY" = 1 ]; then
+	say "BENCH_DRY=1: smtp-sink stands in for greyd; these are NOT greyd's figures"
+else
+	say "greyd: $GREYD"
+fi
+say "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (anything else running skews the figures)"
+
+for b in $ONLY; do
+	case $b in
+	a) bench_a ;;
+	b) bench_b ;;
+	c) bench_c ;;
+	*) warn "unknown benchmark $b (want a, b, c)"; ERRORS=$((ERRORS + 1)) ;;
+	esac
+done
+
+say ""
+say "== summary$( [ "$DRY" = 1 ] && echo ' (BENCH_DRY=1: smtp-sink, not greyd)')"
+printf '%-34s %10s  %-9s %6s %-5s %s\n' benchmark figure target ratio "" reference
+say "${TABLE#?}"
+[ $ERRORS -eq 0 ]
