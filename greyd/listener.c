@@ -185,7 +185,8 @@ listener_start(struct server *srv)
 
 	for (i = 0; i < srv->nlisteners; i++) {
 		srv->listeners[i] = evconnlistener_new(srv->base,
-		    listener_accept_cb, srv, LEV_OPT_CLOSE_ON_FREE, -1,
+		    listener_accept_cb, srv, LEV_OPT_CLOSE_ON_FREE,
+		    0 /* already listening with LISTEN_BACKLOG */,
 		    srv->listen_fd[i]);
 		if (srv->listeners[i] == NULL)
 			return -1;

@@ -18,13 +18,15 @@ static struct {
 	char ident[32];
 	int to_stderr;
 	int debug;
-} log_state = { "greyd", 1, 0 };
+	long pid;	/* stderr logging happens only with -d: no fork after */
+} log_state = { "greyd", 1, 0, 0 };
 
 void
 log_init(const char *ident, int to_stderr)
 {
 	snprintf(log_state.ident, sizeof(log_state.ident), "%s", ident);
 	log_state.to_stderr = to_stderr;
+	log_state.pid = (long)getpid();
 	if (!to_stderr)
 		openlog(log_state.ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
@@ -42,8 +44,8 @@ log_emit(int prio, const char *fmt, va_list ap)
 
 	vsnprintf(line, sizeof(line), fmt, ap);
 	if (log_state.to_stderr)
-		fprintf(stderr, "%s[%ld]: %s\n", log_state.ident, (long)getpid(),
-		    line);
+		fprintf(stderr, "%s[%ld]: %s\n", log_state.ident,
+		    log_state.pid != 0 ? log_state.pid : (long)getpid(), line);
 	else
 		syslog(prio, "%s", line);
 }
