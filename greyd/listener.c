@@ -31,20 +31,6 @@
 #define LISTEN_BACKLOG		1024
 #define WHITE_REFRESH_SLACK	60	/* seconds between refresh writes */
 
-static void
-listener_bump_client(struct server *srv, const char *addr, int64_t now)
-{
-	struct client_rec r;
-
-	if (trustdb_get_client(srv->db, addr, &r) != 0) {
-		memset(&r, 0, sizeof(r));
-		r.first_seen = now;
-	}
-	r.last_seen = now;
-	r.connections++;
-	(void)trustdb_put_client(srv->db, addr, &r);
-}
-
 /* Is the client trusted?  Fills why ("allow=..." / "white=...") if so. */
 static bool
 listener_trusted(struct server *srv, const struct netaddr *a, char *why,
@@ -82,6 +68,7 @@ listener_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	struct sockaddr_storage local;
 	socklen_t locallen = sizeof(local);
 	char addr[NETADDR_STRLEN], why[NETADDR_STRLEN + 16];
+	const struct client_rec one = { .connections = 1 };
 	struct netaddr a;
 
 	if (srv->draining || netaddr_from_sockaddr(&a, peer) != 0 ||
@@ -94,7 +81,7 @@ listener_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		log_info("FAST [%s]:%u %s", addr, ntohs(peer->sa_family ==
 		    AF_INET6 ? ((struct sockaddr_in6 *)peer)->sin6_port :
 		    ((struct sockaddr_in *)peer)->sin_port), why);
-		listener_bump_client(srv, addr, (int64_t)time(NULL));
+		(void)trustdb_add_client(srv->db, addr, (int64_t)time(NULL), &one);
 		(void)relay_splice(srv, fd, peer, (struct sockaddr *)&local);
 		return;
 	}

@@ -213,23 +213,16 @@ session_drop_relay(struct session *s, bool quit)
 static void
 session_flush_counters(struct session *s)
 {
-	struct trustdb *db = s->srv->db;
-	struct client_rec r;
-	int64_t now = now_sec();
+	struct client_rec add = {
+		.connections = 1,
+		.greylisted = s->count.greylisted,
+		.passed = s->count.passed,
+		.delivered = s->count.delivered,
+		.rejected = s->count.rejected,
+	};
 
-	if (db == NULL)
-		return;
-	if (trustdb_get_client(db, s->addrstr, &r) != 0) {
-		memset(&r, 0, sizeof(r));
-		r.first_seen = now;
-	}
-	r.last_seen = now;
-	r.connections++;
-	r.greylisted += s->count.greylisted;
-	r.passed += s->count.passed;
-	r.delivered += s->count.delivered;
-	r.rejected += s->count.rejected;
-	(void)trustdb_put_client(db, s->addrstr, &r);
+	if (s->srv->db != NULL)
+		(void)trustdb_add_client(s->srv->db, s->addrstr, now_sec(), &add);
 }
 
 /* A delivery refreshes the client key's white entry. */

@@ -1229,3 +1229,22 @@ trustdb_count(struct trustdb *db, enum trustdb_table table, long *count)
 	*count = ca.count;
 	return 0;
 }
+
+int
+trustdb_add_client(struct trustdb *db, const char *addr, int64_t now,
+    const struct client_rec *add)
+{
+	struct client_rec r;
+
+	if (trustdb_get_client(db, addr, &r) != 0) {
+		memset(&r, 0, sizeof(r));
+		r.first_seen = now;
+	}
+	r.last_seen = now;
+	r.connections += add->connections;
+	r.greylisted += add->greylisted;
+	r.passed += add->passed;
+	r.delivered += add->delivered;
+	r.rejected += add->rejected;
+	return trustdb_put_client(db, addr, &r);
+}

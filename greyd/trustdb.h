@@ -94,6 +94,10 @@ int trustdb_get_client(struct trustdb *db, const char *addr,
     struct client_rec *r);
 int trustdb_put_client(struct trustdb *db, const char *addr,
     const struct client_rec *r);
+/* Add the counters of add to the client's record (created if missing,
+ * first_seen = now), set last_seen = now, and store it. */
+int trustdb_add_client(struct trustdb *db, const char *addr, int64_t now,
+    const struct client_rec *add);
 
 /* Call fn for each record of table (read committed; fn returns non-zero to stop). */
 int trustdb_iterate(struct trustdb *db, enum trustdb_table table,

@@ -114,16 +114,22 @@ usage(FILE *fp)
 	    "  explain IP SENDER RECIPIENT\n", fp);
 }
 
+static void
+verror(const char *fmt, va_list ap)
+{
+	fputs("greydb: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputs("\n", stderr);
+}
+
 static __attribute__((format(printf, 1, 2))) int
 usage_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("greydb: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	verror(fmt, ap);
 	va_end(ap);
-	fputs("\n", stderr);
 	usage(stderr);
 	return EXIT_USAGE;
 }
@@ -134,11 +140,9 @@ arg_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("greydb: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	verror(fmt, ap);
 	va_end(ap);
-	fputs("\n", stderr);
 	return EXIT_USAGE;
 }
 
