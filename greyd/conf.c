@@ -28,6 +28,7 @@
  * greylist_retry_window must be longer than greylist_delay.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -58,6 +59,8 @@ struct conf_setting {
 	const struct conf_type *type;
 	const char *def;	/* raw default; NULL: gethostname() */
 	size_t off;		/* field in struct greyd_conf */
+	const char *const *names; /* enums: the value names, by value */
+	size_t nnames;
 	size_t size;		/* its size (strings) */
 	long long min, max;	/* durations and integers */
 	bool (*check)(const char *s);	/* strings */
@@ -74,6 +77,20 @@ static const char *const proxy_names[] = {
 	[BACKEND_PROXY_HAPROXY2] = "haproxy2",
 	[BACKEND_PROXY_XCLIENT] = "xclient",
 };
+
+static const char *const action_names[] = {
+	[ACTION_IGNORE] = "ignore",
+	[ACTION_REJECT] = "reject",
+	[ACTION_TRAP] = "trap",
+	[ACTION_TARPIT] = "tarpit",
+};
+
+static const char *const verify_names[] = {
+	[RCPT_VERIFY_NONE] = "none",
+	[RCPT_VERIFY_BACKEND] = "backend",
+};
+
+#define NAMES(a)	.names = (a), .nnames = sizeof(a) / sizeof((a)[0])
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -272,7 +289,17 @@ conf_backend_proxy_name(enum backend_proxy p)
 	return proxy_names[p];
 }
 
+const char *
+conf_action_name(enum conf_action a)
+{
+	if ((size_t)a >= sizeof(action_names) / sizeof(action_names[0]))
+		return "unknown";
+	return action_names[a];
+}
+
 /* ---- value parsers (phase 2) ------------------------------------------ */
+
+static bool check_domain(const char *s);
 
 static int
 parse_duration(const struct conf_setting *s, struct greyd_conf *c,
@@ -323,19 +350,59 @@ parse_boolean(const struct conf_setting *s, struct greyd_conf *c,
 	return 0;
 }
 
+/* Enums are stored as int-sized C enums; the setting names its values. */
 static int
-parse_proxy(const struct conf_setting *s, struct greyd_conf *c, char *value,
+parse_enum(const struct conf_setting *s, struct greyd_conf *c, char *value,
     char *why, size_t whylen)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof(proxy_names) / sizeof(proxy_names[0]); i++)
-		if (strcmp(value, proxy_names[i]) == 0) {
-			*FIELD_PTR(c, s, enum backend_proxy) =
-			    (enum backend_proxy)i;
+	for (i = 0; i < s->nnames; i++)
+		if (s->names[i] != NULL && strcmp(value, s->names[i]) == 0) {
+			*FIELD_PTR(c, s, int) = (int)i;
 			return 0;
 		}
 	return bad_value(s, value, why, whylen);
+}
+
+static void
+conf_list_clear(struct conf_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+/* A list of words; each must pass s->check.  Domains are lowercased. */
+static int
+parse_words(const struct conf_setting *s, struct greyd_conf *c, char *value,
+    char *why, size_t whylen)
+{
+	struct conf_list *l = FIELD_PTR(c, s, struct conf_list);
+	char *tok, *rest = value, **grown, *p;
+
+	conf_list_clear(l);
+	while ((tok = next_token(&rest)) != NULL) {
+		if (!s->check(tok))
+			return bad_value(s, tok, why, whylen);
+		if (l->n % 16 == 0) {
+			grown = reallocarray(l->v, l->n + 16, sizeof(*grown));
+			if (grown == NULL)
+				return reason(why, whylen, "out of memory");
+			l->v = grown;
+		}
+		if ((l->v[l->n] = strdup(tok)) == NULL)
+			return reason(why, whylen, "out of memory");
+		if (s->check == check_domain)
+			for (p = l->v[l->n]; *p != '\0'; p++)
+				*p = (char)tolower((unsigned char)*p);
+		l->n++;
+	}
+	return 0;
 }
 
 static int
@@ -475,6 +542,20 @@ check_dir(const char *s)
 	return *s != '\0' && check_path(s);
 }
 
+/* Letters, digits, '-' and '.', as in a host name (no IP literals). */
+static bool
+check_domain(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 253 || s[0] == '.' || s[0] == '-' || s[n - 1] == '.')
+		return false;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '.')
+			return false;
+	return true;
+}
+
 /* ---- printers ---------------------------------------------------------- */
 
 static void
@@ -506,11 +587,24 @@ print_boolean(const struct conf_setting *s, const struct greyd_conf *c,
 }
 
 static void
-print_proxy(const struct conf_setting *s, const struct greyd_conf *c,
+print_enum(const struct conf_setting *s, const struct greyd_conf *c,
     FILE *fp)
 {
-	fprintf(fp, " %s",
-	    conf_backend_proxy_name(*FIELD_CPTR(c, s, enum backend_proxy)));
+	int v = *FIELD_CPTR(c, s, int);
+
+	fprintf(fp, " %s", v >= 0 && (size_t)v < s->nnames ? s->names[v] :
+	    "unknown");
+}
+
+static void
+print_words(const struct conf_setting *s, const struct greyd_conf *c,
+    FILE *fp)
+{
+	const struct conf_list *l = FIELD_CPTR(c, s, struct conf_list);
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		fprintf(fp, " %s", l->v[i]);
 }
 
 /* '$' is written as "$$" so that reading it back does not expand it. */
@@ -565,7 +659,8 @@ static const struct conf_type type_duration = { parse_duration, print_duration }
 static const struct conf_type type_integer = { parse_integer, print_integer };
 static const struct conf_type type_size = { parse_size, print_size };
 static const struct conf_type type_boolean = { parse_boolean, print_boolean };
-static const struct conf_type type_proxy = { parse_proxy, print_proxy };
+static const struct conf_type type_enum = { parse_enum, print_enum };
+static const struct conf_type type_words = { parse_words, print_words };
 static const struct conf_type type_string = { parse_string, print_string };
 static const struct conf_type type_backend = { parse_backend, print_backend };
 static const struct conf_type type_listen = { parse_listen, print_listen };
@@ -586,8 +681,8 @@ static const struct conf_setting settings[] = {
 	  .expect = "a numeric host:port, [ipv6]:port or *:port" },
 	{ FIELD(backend), .type = &type_backend, .def = "127.0.0.1:10025",
 	  .expect = "a numeric host:port or [ipv6]:port, not a wildcard" },
-	{ FIELD(backend_proxy), .type = &type_proxy, .def = "haproxy",
-	  .expect = "haproxy, haproxy2, xclient or none" },
+	{ FIELD(backend_proxy), .type = &type_enum, NAMES(proxy_names),
+	  .def = "haproxy", .expect = "haproxy, haproxy2, xclient or none" },
 	{ FIELD(backend_connect_timeout), .def = "10s", DURATION(1) },
 	{ FIELD(backend_timeout), .def = "300s", DURATION(1) },
 	{ FIELD(db_dir), .def = "./var/db", STRING(check_dir, "a directory") },
@@ -603,6 +698,37 @@ static const struct conf_setting settings[] = {
 	  .def = "yes", .expect = "yes or no" },
 	{ FIELD(allow_clients), .type = &type_cidrs, .def = "",
 	  .expect = "an address or address/prefix, like 192.0.2.0/24" },
+	{ FIELD(auto_whitelist_after), .def = "0", INTEGER(0, 1000000) },
+	{ FIELD(recipient_maps), .type = &type_words, .def = "",
+	  .check = check_dir, .expect = "file names" },
+	{ FIELD(relay_domains), .type = &type_words, .def = "",
+	  .check = check_domain, .expect = "domain names" },
+	{ FIELD(recipient_verify), .type = &type_enum, NAMES(verify_names),
+	  .def = "none", .expect = "none or backend" },
+	{ FIELD(rcpt_positive_expiry), .def = "7d", DURATION(1) },
+	{ FIELD(rcpt_negative_expiry), .def = "3h", DURATION(1) },
+	{ FIELD(max_unknown_recipients), .def = "5", INTEGER(0, 100000) },
+	{ FIELD(spamtrap_maps), .type = &type_words, .def = "",
+	  .check = check_dir, .expect = "file names" },
+	{ FIELD(trap_expiry), .def = "24h", DURATION(1) },
+	{ FIELD(trap_action), .type = &type_enum, NAMES(action_names),
+	  .def = "reject", .expect = "reject or tarpit" },
+	{ FIELD(client_connection_limit), .def = "10", INTEGER(1, 1000000) },
+	{ FIELD(client_connection_rate), .def = "1000", INTEGER(1, 100000000) },
+	{ FIELD(session_message_limit), .def = "100", INTEGER(1, 1000000) },
+	{ FIELD(message_recipient_limit), .def = "100", INTEGER(1, 100000) },
+	{ FIELD(max_sessions), .def = "5000", INTEGER(1, 10000000) },
+	{ FIELD(trusted_limit_multiplier), .def = "10", INTEGER(1, 10000) },
+	{ FIELD(greet_wait), .def = "0", DURATION(0) },
+	{ FIELD(pregreet_action), .type = &type_enum, NAMES(action_names),
+	  .def = "reject", .expect = "ignore, reject, trap or tarpit" },
+	{ FIELD(protocol_error_action), .type = &type_enum,
+	  NAMES(action_names), .def = "reject",
+	  .expect = "ignore, reject, trap or tarpit" },
+	{ FIELD(greet_pass_expiry), .def = "1d", DURATION(1) },
+	{ FIELD(tarpit_stutter), .def = "1s", DURATION(1) },
+	{ FIELD(tarpit_time), .def = "10m", DURATION(1) },
+	{ FIELD(max_tarpit_sessions), .def = "5000", INTEGER(0, 10000000) },
 	{ FIELD(hostname), .def = NULL,
 	  STRING(check_hostname, "a host name without spaces") },
 	{ FIELD(smtp_banner), .def = "$hostname ESMTP greyd",
@@ -977,6 +1103,18 @@ check_greylist_times(struct load_ctx *x, const struct greyd_conf *c)
 	    c->greylist_delay);
 }
 
+/* trap_action takes reject or tarpit only ("trap" would trap again). */
+static int
+check_trap_action(struct load_ctx *x, const struct greyd_conf *c)
+{
+	int t = setting_index("trap_action");
+
+	if (c->trap_action == ACTION_REJECT || c->trap_action == ACTION_TARPIT)
+		return 0;
+	return fail(x, &x->origin[t], "bad value for trap_action: \"%s\" "
+	    "(expected reject or tarpit)", conf_action_name(c->trap_action));
+}
+
 /* ---- public ------------------------------------------------------------ */
 
 int
@@ -998,7 +1136,7 @@ conf_load(struct greyd_conf *c, const char *path,
 	rc = -1;
 	if (load_defaults(x) == 0 && read_file(x) == 0 &&
 	    read_overrides(x, overrides) == 0 && apply_all(x, c) == 0 &&
-	    check_greylist_times(x, c) == 0)
+	    check_greylist_times(x, c) == 0 && check_trap_action(x, c) == 0)
 		rc = 0;
 	for (i = 0; i < NSETTINGS; i++)
 		free(x->raw[i]);
@@ -1026,4 +1164,7 @@ conf_free(struct greyd_conf *c)
 	free(c->allow_clients);
 	c->allow_clients = NULL;
 	c->nallow_clients = 0;
+	conf_list_clear(&c->recipient_maps);
+	conf_list_clear(&c->relay_domains);
+	conf_list_clear(&c->spamtrap_maps);
 }

@@ -31,6 +31,22 @@ enum backend_proxy {
 	BACKEND_PROXY_XCLIENT,		/* Postfix XCLIENT command */
 };
 
+/* What to do with a client caught by a test (pregreet, protocol, trap). */
+enum conf_action {
+	ACTION_IGNORE,		/* log only */
+	ACTION_REJECT,		/* reply 5xx (and close, where the text says so) */
+	ACTION_TRAP,		/* reject, and trap the address for trap_expiry */
+	ACTION_TARPIT,		/* hand the connection to tarpit.c */
+};
+
+enum recipient_verify { RCPT_VERIFY_NONE, RCPT_VERIFY_BACKEND };
+
+/* A list of words (file names, domains), each a NUL-terminated string. */
+struct conf_list {
+	char **v;
+	size_t n;
+};
+
 struct conf_sockaddr {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -62,6 +78,38 @@ struct greyd_conf {
 	struct cidr *allow_clients;
 	size_t nallow_clients;
 
+	int auto_whitelist_after;	/* greylist passes before the client key is white (0 = first) */
+
+	/* recipients and spamtraps (rcpt.c) */
+	struct conf_list recipient_maps;	/* files of addresses, @domain wildcards */
+	struct conf_list relay_domains;		/* domains we receive mail for */
+	enum recipient_verify recipient_verify;
+	int rcpt_positive_expiry;	/* seconds a callout "valid" is cached */
+	int rcpt_negative_expiry;	/* seconds a callout "unknown" is cached */
+	int max_unknown_recipients;	/* per session, then 421 */
+	struct conf_list spamtrap_maps;	/* files of spamtrap addresses */
+	int trap_expiry;		/* seconds a trapped client stays trapped */
+	enum conf_action trap_action;	/* reject or tarpit */
+
+	/* per-client limits (limits.c) */
+	int client_connection_limit;	/* concurrent sessions per address */
+	int client_connection_rate;	/* new sessions per address per hour */
+	int session_message_limit;	/* messages per session */
+	int message_recipient_limit;	/* recipients per message */
+	int max_sessions;		/* all clients together */
+	int trusted_limit_multiplier;	/* for whitelisted clients */
+
+	/* before-220 and protocol tests */
+	int greet_wait;			/* seconds; 0 = no pregreet test */
+	enum conf_action pregreet_action;
+	enum conf_action protocol_error_action;
+	int greet_pass_expiry;		/* seconds a passed client is not retested */
+
+	/* tarpit (tarpit.c) */
+	int tarpit_stutter;		/* seconds between reply bytes */
+	int tarpit_time;		/* seconds a tarpit session lasts at most */
+	int max_tarpit_sessions;
+
 	/* SMTP server */
 	char hostname[256];		/* default: gethostname() */
 	char smtp_banner[512];		/* text after "220 "; default "$hostname ESMTP greyd" */
@@ -90,5 +138,6 @@ long long conf_parse_duration(const char *s);
 /* "host:port", "[v6]:port" (numeric hosts only). 0 ok, -1 bad. */
 int conf_parse_sockaddr(struct conf_sockaddr *out, const char *s);
 const char *conf_backend_proxy_name(enum backend_proxy p);
+const char *conf_action_name(enum conf_action a);
 
 #endif

@@ -50,7 +50,8 @@ listener_trusted(struct server *srv, const struct netaddr *a, char *why,
 			return true;
 		}
 	}
-	if (trustdb_find_white(srv->db, a, now, key, sizeof(key), &w) != 0)
+	if (trustdb_find_white(srv->db, a, now,
+	    (uint32_t)c->auto_whitelist_after, key, sizeof(key), &w) != 0)
 		return false;
 	snprintf(why, whylen, "white=%s", key);
 	if (now - w.last_seen >= WHITE_REFRESH_SLACK) {

@@ -22,6 +22,9 @@
 
 struct session;
 struct relay;
+struct tarpit;
+struct limits;
+struct callout;
 
 struct server {
 	struct event_base *base;
@@ -32,7 +35,10 @@ struct server {
 	int nlisteners;
 	TAILQ_HEAD(, session) sessions;
 	TAILQ_HEAD(, relay) splices;
-	unsigned nsessions, nsplices;
+	TAILQ_HEAD(, tarpit) tarpits;
+	unsigned nsessions, nsplices, ntarpits;
+	struct limits *limits;		/* per-client counters (limits.c) */
+	struct callout *callout;	/* recipient callout state (rcpt.c) */
 	bool draining;
 	struct event *expire_ev, *checkpoint_ev, *drain_ev;
 };

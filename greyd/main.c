@@ -276,6 +276,7 @@ main(int argc, char **argv)
 	memset(&srv, 0, sizeof(srv));
 	TAILQ_INIT(&srv.sessions);
 	TAILQ_INIT(&srv.splices);
+	TAILQ_INIT(&srv.tarpits);
 	parse_args(argc, argv, &opt);
 	if ((srv.conf = calloc(1, sizeof(*srv.conf))) == NULL)
 		return 1;

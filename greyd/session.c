@@ -233,7 +233,8 @@ session_white_delivered(struct session *s)
 	struct white_rec w;
 	int64_t now = now_sec();
 
-	if (trustdb_find_white(s->srv->db, &s->addr, now, key, sizeof(key),
+	if (trustdb_find_white(s->srv->db, &s->addr, now,
+	    (uint32_t)conf_of(s)->auto_whitelist_after, key, sizeof(key),
 	    &w) != 0)
 		return;
 	greylist_white_refresh(conf_of(s), &w, now);

@@ -837,6 +837,7 @@ trustdb_put_white(struct trustdb *db, const char *key,
 struct white_find {
 	const struct netaddr *addr;
 	int64_t now;
+	uint32_t min_passes;
 	char key[NETADDR_STRLEN];
 	struct white_rec rec;
 };
@@ -857,7 +858,11 @@ white_find_one(struct trustdb *db, DB_TXN *txn, struct white_find *wf)
 		warn_bad_record(TRUSTDB_WHITE, wf->key, kv.keylen);
 		return DB_NOTFOUND;
 	}
-	return wf->rec.expire > wf->now ? 0 : DB_NOTFOUND;
+	if (wf->rec.expire <= wf->now)
+		return DB_NOTFOUND;
+	if (wf->rec.origin == WHITE_LOCAL && wf->rec.passes < wf->min_passes)
+		return DB_NOTFOUND;
+	return 0;
 }
 
 static int
@@ -881,9 +886,9 @@ white_find_fn(struct trustdb *db, DB_TXN *txn, void *arg)
 
 int
 trustdb_find_white(struct trustdb *db, const struct netaddr *a, int64_t now,
-    char *key, size_t keylen, struct white_rec *r)
+    uint32_t min_passes, char *key, size_t keylen, struct white_rec *r)
 {
-	struct white_find wf = { .addr = a, .now = now };
+	struct white_find wf = { .addr = a, .now = now, .min_passes = min_passes };
 	int ret;
 
 	ret = trustdb_run(db, "find white", true, white_find_fn, &wf);

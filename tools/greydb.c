@@ -824,7 +824,8 @@ explain_fast_path(struct greydb *g, const struct explain *x, int *rc)
 		printf("%-12sfast path (allow_clients %s)\n", "answer", key);
 		return true;
 	}
-	*rc = trustdb_find_white(g->db, &x->addr, g->now, key, sizeof(key), &w);
+	*rc = trustdb_find_white(g->db, &x->addr, g->now,
+	    (uint32_t)g->conf.auto_whitelist_after, key, sizeof(key), &w);
 	if (*rc != 0)
 		return *rc == -1;
 	format_time(w.expire, tbuf, sizeof(tbuf));

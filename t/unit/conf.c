@@ -25,7 +25,7 @@
 
 #include "conf.h"
 
-#define NSETTINGS	24	/* settings conf_print writes */
+#define NSETTINGS	46	/* settings conf_print writes */
 
 struct fixture {
 	char dir[64];

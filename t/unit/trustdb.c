@@ -147,7 +147,7 @@ find4(struct trustdb *db, const char *addr, int64_t now, char *key,
 	struct netaddr a;
 
 	assert_int_equal(netaddr_parse(&a, addr), 0);
-	return trustdb_find_white(db, &a, now, key, keylen, NULL);
+	return trustdb_find_white(db, &a, now, 0, key, keylen, NULL);
 }
 
 static int
@@ -389,17 +389,17 @@ test_find_white(void **state)
 	    TRUSTDB_NOTFOUND);
 
 	assert_int_equal(netaddr_parse(&a, "2001:db8:1:2:aaaa::99"), 0);
-	assert_int_equal(trustdb_find_white(db, &a, NOW, key, sizeof(key),
+	assert_int_equal(trustdb_find_white(db, &a, NOW, 0, key, sizeof(key),
 	    &out), 0);
 	assert_string_equal(key, "2001:db8:1:2::/64");
 	assert_int_equal(out.origin, WHITE_ADMIN);
 	assert_int_equal(out.expire, NOW + DAY);
 	assert_int_equal(netaddr_parse(&a, "2001:db8:1:3::1"), 0);
-	assert_int_equal(trustdb_find_white(db, &a, NOW, NULL, 0, NULL),
+	assert_int_equal(trustdb_find_white(db, &a, NOW, 0, NULL, 0, NULL),
 	    TRUSTDB_NOTFOUND);
 	/* an IPv4-mapped client is the IPv4 client */
 	assert_int_equal(netaddr_parse(&a, "::ffff:192.0.2.8"), 0);
-	assert_int_equal(trustdb_find_white(db, &a, NOW, key, sizeof(key),
+	assert_int_equal(trustdb_find_white(db, &a, NOW, 0, key, sizeof(key),
 	    NULL), 0);
 	assert_string_equal(key, "192.0.2.0/24");
 	trustdb_close(db);

@@ -1,0 +1,40 @@
+/*
+ * tarpit.h — stuttered replies for bad clients, in the style of OpenBSD
+ * spamd: every reply goes out one byte per tarpit_stutter, the session lasts
+ * at most tarpit_time, and max_tarpit_sessions caps how many are held.
+ *
+ * A tarpitted connection costs a small, fixed amount of memory: one struct
+ * (its reply text in a fixed buffer) and one libevent event; no bufferevent,
+ * no backend connection, no database write per byte.  Input is read into a
+ * small stack buffer and thrown away; only the start of the current line is
+ * kept, to see QUIT.
+ */
+#ifndef GREYD_TARPIT_H
+#define GREYD_TARPIT_H
+
+#include <stdbool.h>
+
+#include <event2/util.h>
+
+#include "netaddr.h"
+
+#define TARPIT_REPLY_MAX	160	/* octets of a reply line, CRLF included */
+
+struct server;
+struct tarpit;
+
+/* Is there room for one more (ntarpits < max_tarpit_sessions)? */
+bool tarpit_room(const struct server *srv);
+/*
+ * Take over fd (non-blocking, connected): if banner, first stutter
+ * "220 <smtp_banner>"; then answer every command line with reply (a full
+ * reply line without CRLF, e.g. "550 5.7.1 ..."), QUIT with "221 2.0.0 Bye"
+ * and close.  why is logged ("trap", "pregreet", ...).  Returns 0, or -1
+ * when there is no room or no memory: then fd is left to the caller.
+ */
+int tarpit_start(struct server *srv, evutil_socket_t fd, const char *addrstr,
+    unsigned port, bool banner, const char *reply, const char *why);
+/* Close every tarpitted connection (shutdown). */
+void tarpit_close_all(struct server *srv);
+
+#endif
