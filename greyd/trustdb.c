@@ -67,7 +67,6 @@
 #include "trustdb.h"
 
 #define TRUSTDB_VERSION		1
-#define TRUSTDB_NTABLES		3
 #define TRUSTDB_RETRIES		8
 #define TRUSTDB_BACKOFF_US	2000		/* 2, 4, ... 64 ms: 126 ms */
 #define TRUSTDB_LOCK_TIMEOUT_US	200000		/* 200 ms */
@@ -82,16 +81,21 @@
 
 #define GREY_REC_SIZE		(1 + 4 * 8 + 4)
 #define WHITE_REC_SIZE		(1 + 3 * 8 + 2 * 4 + 1)
-#define CLIENT_REC_SIZE		(1 + 2 * 8 + 5 * 4)
+#define CLIENT_REC_SIZE_V1	(1 + 2 * 8 + 5 * 4)
+#define CLIENT_VERSION		2	/* v2: greet_pass_until, trapped, rejected_by */
+#define CLIENT_REC_SIZE		(1 + 3 * 8 + (6 + REJECT_NREASONS) * 4)
+#define TRAP_REC_SIZE		(1 + 2 * 8 + 1)
+#define SPAMTRAP_REC_SIZE	(1 + 8 + 1)
+#define RCPT_REC_SIZE		(1 + 2 * 8 + 2)
 #define PREFIX_BITMAP_BYTES	17		/* bits for prefix 0..128 */
 #define META_REC_SIZE		(1 + 2 * PREFIX_BITMAP_BYTES)
-#define TRUSTDB_VAL_MAX		64		/* >= every record size */
+#define TRUSTDB_VAL_MAX		128		/* >= every record size */
 
 static const char *const trustdb_files[TRUSTDB_NTABLES] = {
-	"grey.db", "white.db", "client.db"
+	"grey.db", "white.db", "client.db", "trap.db", "spamtrap.db", "rcpt.db"
 };
 static const char *const trustdb_names[TRUSTDB_NTABLES] = {
-	"grey", "white", "client"
+	"grey", "white", "client", "trap", "spamtrap", "rcpt"
 };
 
 struct trustdb {
@@ -228,32 +232,123 @@ static size_t
 client_encode(const struct client_rec *r, uint8_t *buf)
 {
 	uint8_t *p = buf;
+	int i;
 
-	*p++ = TRUSTDB_VERSION;
+	*p++ = CLIENT_VERSION;
 	p = enc_u64(p, (uint64_t)r->first_seen);
 	p = enc_u64(p, (uint64_t)r->last_seen);
+	p = enc_u64(p, (uint64_t)r->greet_pass_until);
 	p = enc_u32(p, r->connections);
 	p = enc_u32(p, r->greylisted);
 	p = enc_u32(p, r->passed);
 	p = enc_u32(p, r->delivered);
 	p = enc_u32(p, r->rejected);
+	p = enc_u32(p, r->trapped);
+	for (i = 0; i < REJECT_NREASONS; i++)
+		p = enc_u32(p, r->rejected_by[i]);
 	return (size_t)(p - buf);
 }
 
+/* Version 1 records (before issue 3) lack the last fields: zero. */
 static int
 client_decode(const void *data, size_t size, struct client_rec *r)
 {
 	const uint8_t *p = data;
+	bool v1 = rec_valid(data, size, CLIENT_REC_SIZE_V1);
+	int i;
 
-	if (!rec_valid(data, size, CLIENT_REC_SIZE))
+	if (!v1 && (size != CLIENT_REC_SIZE || p[0] != CLIENT_VERSION))
 		return -1;
+	memset(r, 0, sizeof(*r));
 	p = dec_i64(p + 1, &r->first_seen);
 	p = dec_i64(p, &r->last_seen);
+	if (!v1)
+		p = dec_i64(p, &r->greet_pass_until);
 	p = dec_u32(p, &r->connections);
 	p = dec_u32(p, &r->greylisted);
 	p = dec_u32(p, &r->passed);
 	p = dec_u32(p, &r->delivered);
-	dec_u32(p, &r->rejected);
+	p = dec_u32(p, &r->rejected);
+	if (v1)
+		return 0;
+	p = dec_u32(p, &r->trapped);
+	for (i = 0; i < REJECT_NREASONS; i++)
+		p = dec_u32(p, &r->rejected_by[i]);
+	return 0;
+}
+
+static size_t
+trap_encode(const struct trap_rec *r, uint8_t *buf)
+{
+	uint8_t *p = buf;
+
+	*p++ = TRUSTDB_VERSION;
+	p = enc_u64(p, (uint64_t)r->trapped_at);
+	p = enc_u64(p, (uint64_t)r->expire);
+	*p++ = r->reason;
+	return (size_t)(p - buf);
+}
+
+static int
+trap_decode(const void *data, size_t size, struct trap_rec *r)
+{
+	const uint8_t *p = data;
+
+	if (!rec_valid(data, size, TRAP_REC_SIZE))
+		return -1;
+	p = dec_i64(p + 1, &r->trapped_at);
+	p = dec_i64(p, &r->expire);
+	r->reason = *p;
+	return 0;
+}
+
+static size_t
+spamtrap_encode(const struct spamtrap_rec *r, uint8_t *buf)
+{
+	uint8_t *p = buf;
+
+	*p++ = TRUSTDB_VERSION;
+	p = enc_u64(p, (uint64_t)r->added);
+	*p++ = r->origin;
+	return (size_t)(p - buf);
+}
+
+static int
+spamtrap_decode(const void *data, size_t size, struct spamtrap_rec *r)
+{
+	const uint8_t *p = data;
+
+	if (!rec_valid(data, size, SPAMTRAP_REC_SIZE))
+		return -1;
+	p = dec_i64(p + 1, &r->added);
+	r->origin = *p;
+	return 0;
+}
+
+static size_t
+rcpt_encode(const struct rcpt_rec *r, uint8_t *buf)
+{
+	uint8_t *p = buf;
+
+	*p++ = TRUSTDB_VERSION;
+	p = enc_u64(p, (uint64_t)r->checked);
+	p = enc_u64(p, (uint64_t)r->expire);
+	*p++ = r->valid;
+	*p++ = r->origin;
+	return (size_t)(p - buf);
+}
+
+static int
+rcpt_decode(const void *data, size_t size, struct rcpt_rec *r)
+{
+	const uint8_t *p = data;
+
+	if (!rec_valid(data, size, RCPT_REC_SIZE))
+		return -1;
+	p = dec_i64(p + 1, &r->checked);
+	p = dec_i64(p, &r->expire);
+	r->valid = *p++;
+	r->origin = *p;
 	return 0;
 }
 
@@ -267,8 +362,35 @@ entry_decode(struct trustdb_entry *e, const void *data, size_t size)
 		return white_decode(data, size, &e->v.white);
 	case TRUSTDB_CLIENT:
 		return client_decode(data, size, &e->v.client);
+	case TRUSTDB_TRAP:
+		return trap_decode(data, size, &e->v.trap);
+	case TRUSTDB_SPAMTRAP:
+		return spamtrap_decode(data, size, &e->v.spamtrap);
+	case TRUSTDB_RCPT:
+		return rcpt_decode(data, size, &e->v.rcpt);
 	}
 	return -1;
+}
+
+/* Encode the record of an entry; 0 if the table has none of its own. */
+static size_t
+entry_encode(enum trustdb_table t, const void *rec, uint8_t *buf)
+{
+	switch (t) {
+	case TRUSTDB_GREY:
+		return grey_encode(rec, buf);
+	case TRUSTDB_WHITE:
+		return white_encode(rec, buf);
+	case TRUSTDB_CLIENT:
+		return client_encode(rec, buf);
+	case TRUSTDB_TRAP:
+		return trap_encode(rec, buf);
+	case TRUSTDB_SPAMTRAP:
+		return spamtrap_encode(rec, buf);
+	case TRUSTDB_RCPT:
+		return rcpt_encode(rec, buf);
+	}
+	return 0;
 }
 
 /* When a record stops being useful; -1 if it cannot be decoded. */
@@ -278,14 +400,29 @@ record_expiry(enum trustdb_table t, const void *data, size_t size,
 {
 	struct trustdb_entry e = { .table = t };
 
+	*expire = INT64_MAX;
 	if (entry_decode(&e, data, size) == -1)
 		return -1;
-	if (t == TRUSTDB_GREY)
+	switch (t) {
+	case TRUSTDB_GREY:
 		*expire = e.v.grey.expire;
-	else if (t == TRUSTDB_WHITE)
+		break;
+	case TRUSTDB_WHITE:
 		*expire = e.v.white.expire;
-	else
+		break;
+	case TRUSTDB_CLIENT:
 		*expire = e.v.client.last_seen + TRUSTDB_CLIENT_TTL;
+		break;
+	case TRUSTDB_TRAP:
+		*expire = e.v.trap.expire;
+		break;
+	case TRUSTDB_SPAMTRAP:
+		*expire = INT64_MAX;
+		break;
+	case TRUSTDB_RCPT:
+		*expire = e.v.rcpt.expire != 0 ? e.v.rcpt.expire : INT64_MAX;
+		break;
+	}
 	return 0;
 }
 
@@ -743,6 +880,128 @@ trustdb_put_client(struct trustdb *db, const char *addr,
 	return kv_run(db, KV_PUT, TRUSTDB_CLIENT, addr, strlen(addr), &kv);
 }
 
+/* get/put/del of the tables keyed by a plain string (trap, spamtrap, rcpt). */
+static int
+record_get(struct trustdb *db, enum trustdb_table t, const char *key,
+    void *rec)
+{
+	struct trustdb_kv kv;
+	struct trustdb_entry e = { .table = t };
+	size_t keylen = strlen(key);
+	int ret;
+
+	if ((ret = kv_run(db, KV_GET, t, key, keylen, &kv)) != 0)
+		return ret;
+	if (entry_decode(&e, kv.val, kv.vallen) == -1) {
+		warn_bad_record(t, key, keylen);
+		return TRUSTDB_NOTFOUND;
+	}
+	switch (t) {
+	case TRUSTDB_TRAP:
+		memcpy(rec, &e.v.trap, sizeof(e.v.trap));
+		break;
+	case TRUSTDB_SPAMTRAP:
+		memcpy(rec, &e.v.spamtrap, sizeof(e.v.spamtrap));
+		break;
+	default:
+		memcpy(rec, &e.v.rcpt, sizeof(e.v.rcpt));
+		break;
+	}
+	return 0;
+}
+
+static int
+record_put(struct trustdb *db, enum trustdb_table t, const char *key,
+    const void *rec)
+{
+	struct trustdb_kv kv;
+
+	kv.vallen = entry_encode(t, rec, kv.val);
+	return kv_run(db, KV_PUT, t, key, strlen(key), &kv);
+}
+
+static int
+record_del(struct trustdb *db, enum trustdb_table t, const char *key)
+{
+	struct trustdb_kv kv;
+
+	return kv_run(db, KV_DEL, t, key, strlen(key), &kv);
+}
+
+int
+trustdb_get_trap(struct trustdb *db, const char *addr, struct trap_rec *r)
+{
+	return record_get(db, TRUSTDB_TRAP, addr, r);
+}
+
+int
+trustdb_put_trap(struct trustdb *db, const char *addr,
+    const struct trap_rec *r)
+{
+	return record_put(db, TRUSTDB_TRAP, addr, r);
+}
+
+int
+trustdb_del_trap(struct trustdb *db, const char *addr)
+{
+	return record_del(db, TRUSTDB_TRAP, addr);
+}
+
+int
+trustdb_find_trap(struct trustdb *db, const char *addr, int64_t now,
+    struct trap_rec *r)
+{
+	struct trap_rec t;
+	int ret;
+
+	if ((ret = trustdb_get_trap(db, addr, &t)) != 0)
+		return ret;
+	if (t.expire <= now)
+		return TRUSTDB_NOTFOUND;
+	if (r != NULL)
+		*r = t;
+	return 0;
+}
+
+int
+trustdb_get_spamtrap(struct trustdb *db, const char *addr,
+    struct spamtrap_rec *r)
+{
+	return record_get(db, TRUSTDB_SPAMTRAP, addr, r);
+}
+
+int
+trustdb_put_spamtrap(struct trustdb *db, const char *addr,
+    const struct spamtrap_rec *r)
+{
+	return record_put(db, TRUSTDB_SPAMTRAP, addr, r);
+}
+
+int
+trustdb_del_spamtrap(struct trustdb *db, const char *addr)
+{
+	return record_del(db, TRUSTDB_SPAMTRAP, addr);
+}
+
+int
+trustdb_get_rcpt(struct trustdb *db, const char *key, struct rcpt_rec *r)
+{
+	return record_get(db, TRUSTDB_RCPT, key, r);
+}
+
+int
+trustdb_put_rcpt(struct trustdb *db, const char *key,
+    const struct rcpt_rec *r)
+{
+	return record_put(db, TRUSTDB_RCPT, key, r);
+}
+
+int
+trustdb_del_rcpt(struct trustdb *db, const char *key)
+{
+	return record_del(db, TRUSTDB_RCPT, key);
+}
+
 /* ---- white: records plus the prefix-length bitmap ---- */
 
 struct white_put {
@@ -1071,6 +1330,53 @@ trustdb_iterate(struct trustdb *db, enum trustdb_table table,
 	return ret;
 }
 
+/* ---- map reloads ---- */
+
+struct purge_arg {
+	struct trustdb *db;
+	int64_t stamp;
+	int deleted;
+	bool failed;
+};
+
+static int
+purge_one(const struct trustdb_entry *e, void *arg)
+{
+	struct purge_arg *pa = arg;
+	uint8_t origin;
+	int64_t stamp;
+
+	if (e->table == TRUSTDB_RCPT) {
+		origin = e->v.rcpt.origin;
+		stamp = e->v.rcpt.checked;
+	} else {
+		origin = e->v.spamtrap.origin;
+		stamp = e->v.spamtrap.added;
+	}
+	if (origin != ORIGIN_MAP || stamp == pa->stamp)
+		return 0;
+	if (record_del(pa->db, e->table, e->key) < 0)
+		pa->failed = true;
+	else
+		pa->deleted++;
+	return 0;
+}
+
+int
+trustdb_purge_map(struct trustdb *db, enum trustdb_table table, int64_t stamp)
+{
+	struct purge_arg pa = { .db = db, .stamp = stamp };
+
+	if (table != TRUSTDB_RCPT && table != TRUSTDB_SPAMTRAP) {
+		log_err("trustdb: purge map: table %s has no maps",
+		    table_ok("purge", table) ? trustdb_names[table] : "?");
+		return -1;
+	}
+	if (trustdb_iterate(db, table, purge_one, &pa) != 0 || pa.failed)
+		return -1;
+	return pa.deleted;
+}
+
 /* ---- expiry ---- */
 
 struct expire_walk {
@@ -1240,6 +1546,7 @@ trustdb_add_client(struct trustdb *db, const char *addr, int64_t now,
     const struct client_rec *add)
 {
 	struct client_rec r;
+	int i;
 
 	if (trustdb_get_client(db, addr, &r) != 0) {
 		memset(&r, 0, sizeof(r));
@@ -1251,5 +1558,10 @@ trustdb_add_client(struct trustdb *db, const char *addr, int64_t now,
 	r.passed += add->passed;
 	r.delivered += add->delivered;
 	r.rejected += add->rejected;
+	r.trapped += add->trapped;
+	for (i = 0; i < REJECT_NREASONS; i++)
+		r.rejected_by[i] += add->rejected_by[i];
+	if (add->greet_pass_until > r.greet_pass_until)
+		r.greet_pass_until = add->greet_pass_until;
 	return trustdb_put_client(db, addr, &r);
 }

@@ -1,5 +1,5 @@
 /*
- * limits.h — per-client connection limits (design §3), the receiving side
+ * greyd_limits.h — (limits.c; not "limits.h", which would shadow <limits.h>) per-client connection limits (design §3), the receiving side
  * of the sending guidelines big mailbox providers publish.
  *
  * One in-memory table keyed by client address (never the trust database):
@@ -14,8 +14,8 @@
  * Per-session limits (session_message_limit, message_recipient_limit) are
  * plain counters in the session; limits_scaled() gives the effective value.
  */
-#ifndef GREYD_LIMITS_H
-#define GREYD_LIMITS_H
+#ifndef GREYD_GREYD_LIMITS_H
+#define GREYD_GREYD_LIMITS_H
 
 #include <stddef.h>
 #include <stdint.h>
