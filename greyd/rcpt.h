@@ -52,7 +52,8 @@ int rcpt_load_maps(const struct greyd_conf *c, struct trustdb *db,
     int64_t now, char *err, size_t errlen);
 /*
  * Compile one file into table (TRUSTDB_RCPT or TRUSTDB_SPAMTRAP) with the
- * given origin and stamp; *count gets the number of records written.
+ * given origin and stamp; *count gets the number of distinct entries the
+ * file lists (the domains derived from its addresses are not counted).
  * greydb import uses it with ORIGIN_ADMIN.
  */
 int rcpt_import_file(struct trustdb *db, enum trustdb_table table,

@@ -1334,7 +1334,8 @@ trustdb_iterate(struct trustdb *db, enum trustdb_table table,
 
 struct purge_arg {
 	struct trustdb *db;
-	int64_t stamp;
+	trustdb_listed_fn listed;
+	void *arg;
 	int deleted;
 	bool failed;
 };
@@ -1344,16 +1345,10 @@ purge_one(const struct trustdb_entry *e, void *arg)
 {
 	struct purge_arg *pa = arg;
 	uint8_t origin;
-	int64_t stamp;
 
-	if (e->table == TRUSTDB_RCPT) {
-		origin = e->v.rcpt.origin;
-		stamp = e->v.rcpt.checked;
-	} else {
-		origin = e->v.spamtrap.origin;
-		stamp = e->v.spamtrap.added;
-	}
-	if (origin != ORIGIN_MAP || stamp == pa->stamp)
+	origin = e->table == TRUSTDB_RCPT ? e->v.rcpt.origin :
+	    e->v.spamtrap.origin;
+	if (origin != ORIGIN_MAP || pa->listed(e->key, pa->arg))
 		return 0;
 	if (record_del(pa->db, e->table, e->key) < 0)
 		pa->failed = true;
@@ -1363,9 +1358,10 @@ purge_one(const struct trustdb_entry *e, void *arg)
 }
 
 int
-trustdb_purge_map(struct trustdb *db, enum trustdb_table table, int64_t stamp)
+trustdb_purge_map(struct trustdb *db, enum trustdb_table table,
+    trustdb_listed_fn listed, void *arg)
 {
-	struct purge_arg pa = { .db = db, .stamp = stamp };
+	struct purge_arg pa = { .db = db, .listed = listed, .arg = arg };
 
 	if (table != TRUSTDB_RCPT && table != TRUSTDB_SPAMTRAP) {
 		log_err("trustdb: purge map: table %s has no maps",

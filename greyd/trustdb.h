@@ -188,13 +188,15 @@ int trustdb_del_rcpt(struct trustdb *db, const char *key);
 /*
  * A map load writes every entry with trustdb_put_rcpt / put_spamtrap, one
  * transaction each (about 100,000 a second), stamped with the load time.
- * After a map load stamped `stamp`: delete the records of table (rcpt or
- * spamtrap) whose origin is ORIGIN_MAP and whose stamp (rcpt.checked,
- * spamtrap.added) differs, i.e. entries no longer in any map file.
+ * After a map load: delete the records of table (rcpt or spamtrap) whose
+ * origin is ORIGIN_MAP and for which listed(key, arg) is false, i.e.
+ * entries no longer in any map file.  (Membership, not the load time: two
+ * loads in the same second must still purge.)
  * Returns the number deleted, or -1.
  */
+typedef bool (*trustdb_listed_fn)(const char *key, void *arg);
 int trustdb_purge_map(struct trustdb *db, enum trustdb_table table,
-    int64_t stamp);
+    trustdb_listed_fn listed, void *arg);
 
 /* Call fn for each record of table (read committed; fn returns non-zero to stop). */
 int trustdb_iterate(struct trustdb *db, enum trustdb_table table,

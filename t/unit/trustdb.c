@@ -3,7 +3,13 @@
  * DB environment in a temporary directory (one subdirectory per test).
  *
  * Covers: get/put/del of every table, grey keys with inner NULs, white
- * lookups by prefix length (/32, /24, /16, IPv6 /64) and expiry, batched
+ * lookups by prefix length (/32, /24, /16, IPv6 /64) and expiry,
+ * auto_whitelist_after (find_white's min_passes), the trap, spamtrap and
+ * rcpt tables (find_trap at its expiry; which of their records expiry
+ * removes; purge of stale map records), client records of version 2
+ * (rejected_by, greet_pass_until, the merge of trustdb_add_client) and of
+ * version 1 (written raw in the old 37-octet layout: still read, and
+ * rewritten as version 2 by the next update), batched
  * expiry across calls, batched iteration, counts, reopening, a second
  * process writing while the first has the environment open (greyd and
  * greydb), a record with an unknown version and an unreadable prefix
@@ -128,6 +134,10 @@ assert_client_equal(const struct client_rec *a, const struct client_rec *b)
 	assert_int_equal(a->passed, b->passed);
 	assert_int_equal(a->delivered, b->delivered);
 	assert_int_equal(a->rejected, b->rejected);
+	assert_int_equal(a->trapped, b->trapped);
+	assert_int_equal(a->greet_pass_until, b->greet_pass_until);
+	assert_memory_equal(a->rejected_by, b->rejected_by,
+	    sizeof(a->rejected_by));
 }
 
 static size_t
@@ -402,6 +412,373 @@ test_find_white(void **state)
 	assert_int_equal(trustdb_find_white(db, &a, NOW, 0, key, sizeof(key),
 	    NULL), 0);
 	assert_string_equal(key, "192.0.2.0/24");
+	trustdb_close(db);
+}
+
+static void
+test_find_white_min_passes(void **state)
+{
+	struct fixture *f = *state;
+	struct trustdb *db = open_db(f->dir);
+	struct white_rec w = white_make(NOW + DAY, WHITE_LOCAL), out;
+	struct netaddr a;
+	char key[NETADDR_STRLEN];
+
+	w.passes = 1;
+	assert_int_equal(trustdb_put_white(db, "192.0.2.0/24", &w), 0);
+	assert_int_equal(netaddr_parse(&a, "192.0.2.7"), 0);
+	/* 0 and 1 both mean one pass */
+	assert_int_equal(trustdb_find_white(db, &a, NOW, 0, key, sizeof(key),
+	    NULL), 0);
+	assert_int_equal(trustdb_find_white(db, &a, NOW, 1, key, sizeof(key),
+	    NULL), 0);
+	assert_int_equal(trustdb_find_white(db, &a, NOW, 2, key, sizeof(key),
+	    NULL), TRUSTDB_NOTFOUND);
+	w.passes = 2;
+	assert_int_equal(trustdb_put_white(db, "192.0.2.0/24", &w), 0);
+	assert_int_equal(trustdb_find_white(db, &a, NOW, 2, key, sizeof(key),
+	    &out), 0);
+	assert_int_equal(out.passes, 2);
+	assert_int_equal(trustdb_find_white(db, &a, NOW, 3, key, sizeof(key),
+	    NULL), TRUSTDB_NOTFOUND);
+	/* admin and peer entries need no passes */
+	w.passes = 0;
+	w.origin = WHITE_ADMIN;
+	assert_int_equal(trustdb_put_white(db, "198.51.100.0/24", &w), 0);
+	w.origin = WHITE_PEER;
+	assert_int_equal(trustdb_put_white(db, "203.0.113.0/24", &w), 0);
+	assert_int_equal(find4(db, "198.51.100.1", NOW, key, sizeof(key)), 0);
+	assert_int_equal(netaddr_parse(&a, "198.51.100.1"), 0);
+	assert_int_equal(trustdb_find_white(db, &a, NOW, 5, key, sizeof(key),
+	    NULL), 0);
+	assert_int_equal(netaddr_parse(&a, "203.0.113.1"), 0);
+	assert_int_equal(trustdb_find_white(db, &a, NOW, 5, key, sizeof(key),
+	    NULL), 0);
+	/* a local /32 short of passes does not hide an admin /24 */
+	w.origin = WHITE_LOCAL;
+	w.passes = 1;
+	assert_int_equal(trustdb_put_white(db, "198.51.100.9/32", &w), 0);
+	assert_int_equal(netaddr_parse(&a, "198.51.100.9"), 0);
+	assert_int_equal(trustdb_find_white(db, &a, NOW, 1, key, sizeof(key),
+	    NULL), 0);
+	assert_string_equal(key, "198.51.100.9/32");
+	assert_int_equal(trustdb_find_white(db, &a, NOW, 2, key, sizeof(key),
+	    &out), 0);
+	assert_string_equal(key, "198.51.100.0/24");
+	assert_int_equal(out.origin, WHITE_ADMIN);
+	trustdb_close(db);
+}
+
+static void
+test_trap(void **state)
+{
+	struct fixture *f = *state;
+	struct trustdb *db = open_db(f->dir);
+	struct trap_rec in = {
+		.trapped_at = NOW, .expire = NOW + 3600, .reason = TRAP_SPAMTRAP,
+	}, out;
+	long n;
+
+	assert_int_equal(trustdb_get_trap(db, "192.0.2.7", &out),
+	    TRUSTDB_NOTFOUND);
+	assert_int_equal(trustdb_find_trap(db, "192.0.2.7", NOW, &out),
+	    TRUSTDB_NOTFOUND);
+	assert_int_equal(trustdb_put_trap(db, "192.0.2.7", &in), 0);
+	in.reason = TRAP_ADMIN;
+	in.expire = NOW + DAY;
+	assert_int_equal(trustdb_put_trap(db, "2001:db8::7", &in), 0);
+	assert_int_equal(trustdb_get_trap(db, "192.0.2.7", &out), 0);
+	assert_int_equal(out.trapped_at, NOW);
+	assert_int_equal(out.expire, NOW + 3600);
+	assert_int_equal(out.reason, TRAP_SPAMTRAP);
+	assert_int_equal(trustdb_get_trap(db, "2001:db8::7", &out), 0);
+	assert_int_equal(out.reason, TRAP_ADMIN);
+	assert_int_equal(out.expire, NOW + DAY);
+	/* find_trap: trapped up to, not at, the expiry */
+	assert_int_equal(trustdb_find_trap(db, "192.0.2.7", NOW + 3599, &out),
+	    0);
+	assert_int_equal(out.reason, TRAP_SPAMTRAP);
+	assert_int_equal(trustdb_find_trap(db, "192.0.2.7", NOW + 3599, NULL),
+	    0);
+	assert_int_equal(trustdb_find_trap(db, "192.0.2.7", NOW + 3600, &out),
+	    TRUSTDB_NOTFOUND);
+	/* the expired record is still there until expiry removes it */
+	assert_int_equal(trustdb_get_trap(db, "192.0.2.7", &out), 0);
+	assert_int_equal(count_iter(db, TRUSTDB_TRAP), 2);
+	assert_int_equal(trustdb_count(db, TRUSTDB_TRAP, &n), 0);
+	assert_int_equal(n, 2);
+	/* other tables are untouched */
+	assert_int_equal(count_iter(db, TRUSTDB_CLIENT), 0);
+
+	assert_int_equal(trustdb_del_trap(db, "192.0.2.7"), 0);
+	assert_int_equal(trustdb_del_trap(db, "192.0.2.7"), TRUSTDB_NOTFOUND);
+	assert_int_equal(trustdb_get_trap(db, "192.0.2.7", &out),
+	    TRUSTDB_NOTFOUND);
+	assert_int_equal(trustdb_count(db, TRUSTDB_TRAP, &n), 0);
+	assert_int_equal(n, 1);
+	trustdb_close(db);
+}
+
+static void
+test_spamtrap(void **state)
+{
+	struct fixture *f = *state;
+	struct trustdb *db = open_db(f->dir);
+	struct spamtrap_rec in = { .added = NOW, .origin = ORIGIN_MAP }, out;
+	long n;
+
+	assert_int_equal(trustdb_get_spamtrap(db, "trap@example.com", &out),
+	    TRUSTDB_NOTFOUND);
+	assert_int_equal(trustdb_put_spamtrap(db, "trap@example.com", &in), 0);
+	in.added = NOW + 5;
+	in.origin = ORIGIN_ADMIN;
+	assert_int_equal(trustdb_put_spamtrap(db, "trap2@example.com", &in),
+	    0);
+	assert_int_equal(trustdb_get_spamtrap(db, "trap@example.com", &out), 0);
+	assert_int_equal(out.added, NOW);
+	assert_int_equal(out.origin, ORIGIN_MAP);
+	assert_int_equal(trustdb_get_spamtrap(db, "trap2@example.com", &out),
+	    0);
+	assert_int_equal(out.added, NOW + 5);
+	assert_int_equal(out.origin, ORIGIN_ADMIN);
+	/* keys are exact: the caller lowercases */
+	assert_int_equal(trustdb_get_spamtrap(db, "Trap@example.com", &out),
+	    TRUSTDB_NOTFOUND);
+	assert_int_equal(trustdb_count(db, TRUSTDB_SPAMTRAP, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(trustdb_del_spamtrap(db, "trap@example.com"), 0);
+	assert_int_equal(trustdb_del_spamtrap(db, "trap@example.com"),
+	    TRUSTDB_NOTFOUND);
+	assert_int_equal(count_iter(db, TRUSTDB_SPAMTRAP), 1);
+	trustdb_close(db);
+}
+
+static void
+test_rcpt(void **state)
+{
+	struct fixture *f = *state;
+	struct trustdb *db = open_db(f->dir);
+	struct rcpt_rec map = {
+		.checked = NOW, .expire = 0, .valid = 1, .origin = ORIGIN_MAP,
+	};
+	struct rcpt_rec callout = {
+		.checked = NOW - 60, .expire = NOW + 600, .valid = 0,
+		.origin = ORIGIN_CALLOUT,
+	};
+	struct rcpt_rec out;
+	long n;
+
+	assert_int_equal(trustdb_get_rcpt(db, "alice@example.com", &out),
+	    TRUSTDB_NOTFOUND);
+	assert_int_equal(trustdb_put_rcpt(db, "alice@example.com", &map), 0);
+	assert_int_equal(trustdb_put_rcpt(db, "@catchall.example", &map), 0);
+	assert_int_equal(trustdb_put_rcpt(db, "example.com", &map), 0);
+	assert_int_equal(trustdb_put_rcpt(db, "nobody@example.org", &callout),
+	    0);
+	assert_int_equal(trustdb_get_rcpt(db, "alice@example.com", &out), 0);
+	assert_int_equal(out.checked, NOW);
+	assert_int_equal(out.expire, 0);
+	assert_int_equal(out.valid, 1);
+	assert_int_equal(out.origin, ORIGIN_MAP);
+	assert_int_equal(trustdb_get_rcpt(db, "nobody@example.org", &out), 0);
+	assert_int_equal(out.checked, NOW - 60);
+	assert_int_equal(out.expire, NOW + 600);
+	assert_int_equal(out.valid, 0);
+	assert_int_equal(out.origin, ORIGIN_CALLOUT);
+	assert_int_equal(trustdb_get_rcpt(db, "@catchall.example", &out), 0);
+	assert_int_equal(trustdb_count(db, TRUSTDB_RCPT, &n), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(trustdb_del_rcpt(db, "nobody@example.org"), 0);
+	assert_int_equal(trustdb_del_rcpt(db, "nobody@example.org"),
+	    TRUSTDB_NOTFOUND);
+	assert_int_equal(count_iter(db, TRUSTDB_RCPT), 3);
+	trustdb_close(db);
+}
+
+static void
+test_client_v2(void **state)
+{
+	struct fixture *f = *state;
+	struct trustdb *db = open_db(f->dir);
+	struct client_rec in = {
+		.first_seen = NOW - DAY, .last_seen = NOW - 60,
+		.greet_pass_until = NOW + 3600, .connections = 7,
+		.greylisted = 3, .passed = 2, .delivered = 1, .rejected = 10,
+		.trapped = 2,
+	}, add = { 0 }, out;
+	int i;
+
+	for (i = 0; i < REJECT_NREASONS; i++)
+		in.rejected_by[i] = (uint32_t)(i + 1);
+	in.rejected_by[REJECT_SPF] = 4000000000u;
+	assert_int_equal(trustdb_put_client(db, "192.0.2.7", &in), 0);
+	assert_int_equal(trustdb_get_client(db, "192.0.2.7", &out), 0);
+	assert_client_equal(&in, &out);
+
+	/* add_client: every counter summed, greet pass the later one */
+	add.connections = 1;
+	add.greylisted = 1;
+	add.passed = 1;
+	add.delivered = 2;
+	add.rejected = 3;
+	add.trapped = 1;
+	add.rejected_by[REJECT_RCPT] = 2;
+	add.rejected_by[REJECT_TRAP] = 1;
+	add.greet_pass_until = NOW + 60;	/* earlier: kept the old one */
+	assert_int_equal(trustdb_add_client(db, "192.0.2.7", NOW, &add), 0);
+	assert_int_equal(trustdb_get_client(db, "192.0.2.7", &out), 0);
+	assert_int_equal(out.first_seen, NOW - DAY);
+	assert_int_equal(out.last_seen, NOW);
+	assert_int_equal(out.greet_pass_until, NOW + 3600);
+	assert_int_equal(out.connections, 8);
+	assert_int_equal(out.greylisted, 4);
+	assert_int_equal(out.passed, 3);
+	assert_int_equal(out.delivered, 3);
+	assert_int_equal(out.rejected, 13);
+	assert_int_equal(out.trapped, 3);
+	assert_int_equal(out.rejected_by[REJECT_RCPT], 1 + 2);
+	assert_int_equal(out.rejected_by[REJECT_LIMIT], 2);
+	assert_int_equal(out.rejected_by[REJECT_TRAP], 5 + 1);
+	assert_int_equal(out.rejected_by[REJECT_SPF], 4000000000u);
+	add.greet_pass_until = NOW + 7200;	/* later: taken */
+	assert_int_equal(trustdb_add_client(db, "192.0.2.7", NOW + 1, &add),
+	    0);
+	assert_int_equal(trustdb_get_client(db, "192.0.2.7", &out), 0);
+	assert_int_equal(out.greet_pass_until, NOW + 7200);
+	assert_int_equal(out.last_seen, NOW + 1);
+	assert_int_equal(out.rejected_by[REJECT_RCPT], 1 + 2 + 2);
+
+	/* a new client: first_seen = last_seen = now */
+	memset(&add, 0, sizeof(add));
+	add.connections = 1;
+	add.rejected = 1;
+	add.rejected_by[REJECT_PREGREET] = 1;
+	assert_int_equal(trustdb_add_client(db, "2001:db8::1", NOW, &add), 0);
+	assert_int_equal(trustdb_get_client(db, "2001:db8::1", &out), 0);
+	assert_int_equal(out.first_seen, NOW);
+	assert_int_equal(out.last_seen, NOW);
+	assert_int_equal(out.connections, 1);
+	assert_int_equal(out.greet_pass_until, 0);
+	assert_int_equal(out.rejected_by[REJECT_PREGREET], 1);
+	assert_int_equal(out.rejected_by[REJECT_RCPT], 0);
+	assert_int_equal(count_iter(db, TRUSTDB_CLIENT), 2);
+	trustdb_close(db);
+}
+
+/* Records of the tables that expire by time, and those that never do. */
+static void
+test_expire_new_tables(void **state)
+{
+	struct fixture *f = *state;
+	struct trustdb *db = open_db(f->dir);
+	struct trap_rec t = { .trapped_at = NOW - DAY, .reason = TRAP_ADMIN };
+	struct rcpt_rec r = { .checked = NOW - DAY, .valid = 1 };
+	struct spamtrap_rec st = { .added = NOW - 1000 * DAY };
+	struct trap_rec to;
+	struct rcpt_rec ro;
+	struct spamtrap_rec so;
+
+	t.expire = NOW;				/* expired at NOW */
+	assert_int_equal(trustdb_put_trap(db, "192.0.2.1", &t), 0);
+	t.expire = NOW + 1;
+	assert_int_equal(trustdb_put_trap(db, "192.0.2.2", &t), 0);
+	r.origin = ORIGIN_CALLOUT;
+	r.expire = NOW - 1;
+	assert_int_equal(trustdb_put_rcpt(db, "old@example.com", &r), 0);
+	r.expire = NOW + 60;
+	assert_int_equal(trustdb_put_rcpt(db, "new@example.com", &r), 0);
+	r.expire = 0;
+	r.origin = ORIGIN_MAP;
+	assert_int_equal(trustdb_put_rcpt(db, "map@example.com", &r), 0);
+	r.origin = ORIGIN_ADMIN;
+	assert_int_equal(trustdb_put_rcpt(db, "admin@example.com", &r), 0);
+	st.origin = ORIGIN_MAP;
+	assert_int_equal(trustdb_put_spamtrap(db, "map-trap@example.com", &st),
+	    0);
+	st.origin = ORIGIN_ADMIN;
+	assert_int_equal(trustdb_put_spamtrap(db, "trap@example.com", &st), 0);
+
+	/* 8 records: the expired trap and callout go */
+	assert_int_equal(trustdb_expire_step(db, NOW, 100), 2);
+	assert_int_equal(trustdb_expire_step(db, NOW, 100), 0);
+	assert_int_equal(trustdb_get_trap(db, "192.0.2.1", &to),
+	    TRUSTDB_NOTFOUND);
+	assert_int_equal(trustdb_get_trap(db, "192.0.2.2", &to), 0);
+	assert_int_equal(trustdb_get_rcpt(db, "old@example.com", &ro),
+	    TRUSTDB_NOTFOUND);
+	assert_int_equal(trustdb_get_rcpt(db, "new@example.com", &ro), 0);
+	/* far in the future: map and admin rcpt and spamtraps stay */
+	assert_int_equal(trustdb_expire_step(db, NOW + 10000 * DAY, 100), 2);
+	assert_int_equal(count_iter(db, TRUSTDB_TRAP), 0);
+	assert_int_equal(count_iter(db, TRUSTDB_RCPT), 2);
+	assert_int_equal(trustdb_get_rcpt(db, "map@example.com", &ro), 0);
+	assert_int_equal(trustdb_get_rcpt(db, "admin@example.com", &ro), 0);
+	assert_int_equal(trustdb_get_spamtrap(db, "map-trap@example.com", &so),
+	    0);
+	assert_int_equal(trustdb_get_spamtrap(db, "trap@example.com", &so), 0);
+	trustdb_close(db);
+}
+
+static bool
+not_gone(const char *key, void *arg)
+{
+	(void)arg;
+	return strstr(key, "gone") == NULL;
+}
+
+static void
+test_purge_map(void **state)
+{
+	struct fixture *f = *state;
+	struct trustdb *db = open_db(f->dir);
+	struct rcpt_rec r = { .valid = 1 }, ro;
+	struct spamtrap_rec st, so;
+	const int64_t old = NOW - 3600, stamp = NOW;
+
+	/* "gone" entries carry the load's own stamp: membership decides */
+	r.origin = ORIGIN_MAP;
+	r.checked = stamp;
+	assert_int_equal(trustdb_put_rcpt(db, "gone@example.com", &r), 0);
+	assert_int_equal(trustdb_put_rcpt(db, "@gone.example", &r), 0);
+	r.checked = stamp;
+	assert_int_equal(trustdb_put_rcpt(db, "kept@example.com", &r), 0);
+	r.checked = old;
+	r.origin = ORIGIN_ADMIN;
+	assert_int_equal(trustdb_put_rcpt(db, "admin@example.com", &r), 0);
+	r.origin = ORIGIN_CALLOUT;
+	r.expire = NOW + 600;
+	assert_int_equal(trustdb_put_rcpt(db, "cached@example.com", &r), 0);
+	st.origin = ORIGIN_MAP;
+	st.added = stamp;
+	assert_int_equal(trustdb_put_spamtrap(db, "gone-trap@example.com",
+	    &st), 0);
+	st.added = stamp;
+	assert_int_equal(trustdb_put_spamtrap(db, "trap@example.com", &st), 0);
+	st.added = old;
+	st.origin = ORIGIN_ADMIN;
+	assert_int_equal(trustdb_put_spamtrap(db, "admin-trap@example.com",
+	    &st), 0);
+
+	assert_int_equal(trustdb_purge_map(db, TRUSTDB_RCPT, not_gone, NULL), 2);
+	assert_int_equal(trustdb_purge_map(db, TRUSTDB_RCPT, not_gone, NULL), 0);
+	assert_int_equal(trustdb_get_rcpt(db, "gone@example.com", &ro),
+	    TRUSTDB_NOTFOUND);
+	assert_int_equal(trustdb_get_rcpt(db, "@gone.example", &ro),
+	    TRUSTDB_NOTFOUND);
+	assert_int_equal(trustdb_get_rcpt(db, "kept@example.com", &ro), 0);
+	assert_int_equal(trustdb_get_rcpt(db, "admin@example.com", &ro), 0);
+	assert_int_equal(trustdb_get_rcpt(db, "cached@example.com", &ro), 0);
+	/* the spamtrap table is purged separately */
+	assert_int_equal(count_iter(db, TRUSTDB_SPAMTRAP), 3);
+	assert_int_equal(trustdb_purge_map(db, TRUSTDB_SPAMTRAP, not_gone, NULL), 1);
+	assert_int_equal(trustdb_get_spamtrap(db, "gone-trap@example.com",
+	    &so), TRUSTDB_NOTFOUND);
+	assert_int_equal(trustdb_get_spamtrap(db, "trap@example.com", &so), 0);
+	assert_int_equal(trustdb_get_spamtrap(db, "admin-trap@example.com",
+	    &so), 0);
+	/* only those two tables have maps */
+	assert_int_equal(trustdb_purge_map(db, TRUSTDB_GREY, not_gone, NULL), -1);
+	assert_int_equal(trustdb_purge_map(db, TRUSTDB_TRAP, not_gone, NULL), -1);
 	trustdb_close(db);
 }
 
@@ -934,6 +1311,75 @@ test_bad_bitmap(void **state)
 	trustdb_close(db);
 }
 
+static uint8_t *
+put_le(uint8_t *p, uint64_t v, int octets)
+{
+	int i;
+
+	for (i = 0; i < octets; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+	return p + octets;
+}
+
+/*
+ * A client record of version 1 (before the trap and rejection fields):
+ * version 1, first_seen and last_seen as 8 octets, then connections,
+ * greylisted, passed, delivered, rejected as 4, little-endian: 37 octets.
+ */
+static void
+test_client_v1(void **state)
+{
+	struct fixture *f = *state;
+	struct trustdb *db = open_db(f->dir);
+	struct client_rec out, add = { .connections = 1, .rejected = 1 };
+	uint8_t v1[37], *p = v1, v2[1 + 3 * 8 + (6 + REJECT_NREASONS) * 4];
+	int i;
+
+	trustdb_close(db);
+	*p++ = 1;
+	p = put_le(p, (uint64_t)(NOW - DAY), 8);
+	p = put_le(p, (uint64_t)NOW, 8);
+	p = put_le(p, 11, 4);
+	p = put_le(p, 12, 4);
+	p = put_le(p, 13, 4);
+	p = put_le(p, 14, 4);
+	p = put_le(p, 4000000015u, 4);
+	assert_int_equal(p - v1, 37);
+	raw_put(f->dir, "client.db", "192.0.2.1", v1, sizeof(v1));
+
+	db = open_db(f->dir);
+	assert_int_equal(trustdb_get_client(db, "192.0.2.1", &out), 0);
+	assert_int_equal(out.first_seen, NOW - DAY);
+	assert_int_equal(out.last_seen, NOW);
+	assert_int_equal(out.connections, 11);
+	assert_int_equal(out.greylisted, 12);
+	assert_int_equal(out.passed, 13);
+	assert_int_equal(out.delivered, 14);
+	assert_int_equal(out.rejected, 4000000015u);
+	assert_int_equal(out.trapped, 0);
+	assert_int_equal(out.greet_pass_until, 0);
+	for (i = 0; i < REJECT_NREASONS; i++)
+		assert_int_equal(out.rejected_by[i], 0);
+	assert_int_equal(count_iter(db, TRUSTDB_CLIENT), 1);
+	/* kept by expiry while it is young, like any client record */
+	assert_int_equal(trustdb_expire_step(db, NOW, 100), 0);
+	/* the next update writes version 2, counters carried over */
+	add.rejected_by[REJECT_LIMIT] = 1;
+	assert_int_equal(trustdb_add_client(db, "192.0.2.1", NOW + 5, &add),
+	    0);
+	trustdb_close(db);
+	raw_get(f->dir, "client.db", "192.0.2.1", v2, sizeof(v2));
+	assert_int_equal(v2[0], 2);
+	db = open_db(f->dir);
+	assert_int_equal(trustdb_get_client(db, "192.0.2.1", &out), 0);
+	assert_int_equal(out.first_seen, NOW - DAY);
+	assert_int_equal(out.last_seen, NOW + 5);
+	assert_int_equal(out.connections, 12);
+	assert_int_equal(out.rejected, 4000000016u);
+	assert_int_equal(out.rejected_by[REJECT_LIMIT], 1);
+	trustdb_close(db);
+}
+
 /* ---- crash ---- */
 
 static int
@@ -1067,6 +1513,13 @@ main(void)
 		cmocka_unit_test_setup(test_white, test_setup),
 		cmocka_unit_test_setup(test_client, test_setup),
 		cmocka_unit_test_setup(test_find_white, test_setup),
+		cmocka_unit_test_setup(test_find_white_min_passes, test_setup),
+		cmocka_unit_test_setup(test_trap, test_setup),
+		cmocka_unit_test_setup(test_spamtrap, test_setup),
+		cmocka_unit_test_setup(test_rcpt, test_setup),
+		cmocka_unit_test_setup(test_client_v2, test_setup),
+		cmocka_unit_test_setup(test_expire_new_tables, test_setup),
+		cmocka_unit_test_setup(test_purge_map, test_setup),
 		cmocka_unit_test_setup(test_iterate_batches, test_setup),
 		cmocka_unit_test_setup(test_iterate_order_and_stop, test_setup),
 		cmocka_unit_test_setup(test_expire_step, test_setup),
@@ -1076,6 +1529,7 @@ main(void)
 		cmocka_unit_test_setup(test_dead_lock_holder, test_setup),
 		cmocka_unit_test_setup(test_bad_version, test_setup),
 		cmocka_unit_test_setup(test_bad_bitmap, test_setup),
+		cmocka_unit_test_setup(test_client_v1, test_setup),
 		cmocka_unit_test_setup(test_crash_recovery, test_setup),
 		cmocka_unit_test_setup(test_recovery_under_running_handle,
 		    test_setup),
