@@ -26,11 +26,15 @@ struct tarpit;
 /* Is there room for one more (ntarpits < max_tarpit_sessions)? */
 bool tarpit_room(const struct server *srv);
 /*
- * Take over fd (non-blocking, connected): if banner, first stutter
- * "220 <smtp_banner>"; then answer every command line with reply (a full
- * reply line without CRLF, e.g. "550 5.7.1 ..."), QUIT with "221 2.0.0 Bye"
- * and close.  why is logged ("trap", "pregreet", ...).  Returns 0, or -1
- * when there is no room or no memory: then fd is left to the caller.
+ * Take over fd (non-blocking, connected): with banner, first stutter
+ * "220 <smtp_banner>" (a client tarpitted at connect, or an early talker
+ * whose input is still unread); without, first stutter reply, which
+ * answers the command the caller has just read (protocol error, spamtrap
+ * RCPT).  Then answer command lines with reply (a full reply line without
+ * CRLF, e.g. "550 5.7.1 ...", cut to TARPIT_REPLY_MAX), QUIT with
+ * "221 2.0.0 Bye" and close.  why is logged ("trap", "pregreet", ...).
+ * Returns 0, or -1 when there is no room or no memory: then fd is left to
+ * the caller.
  */
 int tarpit_start(struct server *srv, evutil_socket_t fd, const char *addrstr,
     unsigned port, bool banner, const char *reply, const char *why);
