@@ -5,8 +5,16 @@
  *
  * Routing at accept (one decision, logged on one line):
  *   allow_clients match          -> FAST ... allow=CIDR  (relay_splice)
+ *   trapped (trap table)         -> TARPIT (trap_action = tarpit, room left)
+ *                                   or a session that rejects every RCPT
  *   white entry in the trust DB  -> FAST ... white=KEY   (relay_splice)
  *   otherwise                    -> greyd's own SMTP session (session_new)
+ * allow_clients wins over a trap (the admin said so); a trap wins over a
+ * white entry (a trapped client is never treated as whitelisted).  Before
+ * any of that, limits.c counts the connection: over a limit the client gets
+ * 421 4.7.0 and is closed (LIMIT log line).  Trusted clients (allow or
+ * white) get trusted_limit_multiplier times the per-client limits.
+ * Tarpitted connections are not counted (max_tarpit_sessions bounds them).
  * A whitelisted client's entry is refreshed at most once a minute, so a
  * busy trusted sender does not cost a database write per connection.
  */
@@ -22,24 +30,37 @@
 #include <event2/listener.h>
 
 #include "greylist.h"
+#include "greyd_limits.h"
 #include "listener.h"
 #include "log.h"
 #include "netaddr.h"
+#include "rcpt.h"
 #include "relay.h"
 #include "session.h"
+#include "tarpit.h"
 
 #define LISTEN_BACKLOG		1024
 #define WHITE_REFRESH_SLACK	60	/* seconds between refresh writes */
+#define LIMITS_SWEEP_SECONDS	10
+#define LIMITS_SWEEP_BATCH	4096
 
-/* Is the client trusted?  Fills why ("allow=..." / "white=...") if so. */
-static bool
-listener_trusted(struct server *srv, const struct netaddr *a, char *why,
-    size_t whylen)
+/* The route a new connection takes. */
+enum route { ROUTE_SESSION, ROUTE_FAST, ROUTE_TRAPPED };
+
+static int64_t
+monotonic_ms(void)
 {
-	const struct greyd_conf *c = srv->conf;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool
+listener_allowed(const struct greyd_conf *c, const struct netaddr *a,
+    char *why, size_t whylen)
+{
 	char key[NETADDR_STRLEN];
-	struct white_rec w;
-	int64_t now = (int64_t)time(NULL);
 	size_t i;
 
 	for (i = 0; i < c->nallow_clients; i++) {
@@ -50,6 +71,19 @@ listener_trusted(struct server *srv, const struct netaddr *a, char *why,
 			return true;
 		}
 	}
+	return false;
+}
+
+/* Whitelisted in the trust database?  Fills why ("white=...") if so. */
+static bool
+listener_white(struct server *srv, const struct netaddr *a, char *why,
+    size_t whylen)
+{
+	const struct greyd_conf *c = srv->conf;
+	char key[NETADDR_STRLEN];
+	struct white_rec w;
+	int64_t now = (int64_t)time(NULL);
+
 	if (trustdb_find_white(srv->db, a, now,
 	    (uint32_t)c->auto_whitelist_after, key, sizeof(key), &w) != 0)
 		return false;
@@ -61,6 +95,75 @@ listener_trusted(struct server *srv, const struct netaddr *a, char *why,
 	return true;
 }
 
+static enum route
+listener_route(struct server *srv, const struct netaddr *a, const char *addr,
+    char *why, size_t whylen)
+{
+	struct trap_rec t;
+
+	if (listener_allowed(srv->conf, a, why, whylen))
+		return ROUTE_FAST;
+	if (trustdb_find_trap(srv->db, addr, (int64_t)time(NULL), &t) == 0) {
+		snprintf(why, whylen, "trapped until %lld",
+		    (long long)t.expire);
+		return ROUTE_TRAPPED;
+	}
+	return listener_white(srv, a, why, whylen) ? ROUTE_FAST : ROUTE_SESSION;
+}
+
+static unsigned
+sockaddr_port(const struct sockaddr *sa)
+{
+	return ntohs(sa->sa_family == AF_INET6 ?
+	    ((const struct sockaddr_in6 *)sa)->sin6_port :
+	    ((const struct sockaddr_in *)sa)->sin_port);
+}
+
+/* Over a limit: 421 straight on the socket (it is empty), then close. */
+static void
+listener_refuse(struct server *srv, evutil_socket_t fd,
+    const struct netaddr *a, const char *addr, unsigned port,
+    enum limit_verdict v, int mult)
+{
+	const struct greyd_conf *c = srv->conf;
+	struct client_rec add = { .rejected = 1 };
+	char reply[160];
+	size_t n;
+
+	add.rejected_by[REJECT_LIMIT] = 1;
+	limits_reply(v, addr, reply, sizeof(reply) - 2);
+	log_info("LIMIT [%s]:%u %s sessions=%u/%d all=%u/%d rate=%d/h", addr,
+	    port, limits_name(v), limits_sessions(srv->limits, a),
+	    limits_scaled(c->client_connection_limit, mult),
+	    srv->nsessions + srv->nsplices, c->max_sessions,
+	    limits_scaled(c->client_connection_rate, mult));
+	n = strlen(reply);
+	memcpy(reply + n, "\r\n", 2);
+	(void)send(fd, reply, n + 2, MSG_NOSIGNAL | MSG_DONTWAIT);
+	evutil_closesocket(fd);
+	(void)trustdb_add_client(srv->db, addr, (int64_t)time(NULL), &add);
+}
+
+/* A trapped client: tarpit it, or give it a session that rejects it. */
+static void
+listener_trapped(struct server *srv, evutil_socket_t fd,
+    const struct sockaddr *peer, const struct sockaddr *local,
+    const struct netaddr *a, const char *addr)
+{
+	char reply[TARPIT_REPLY_MAX];
+
+	if (srv->conf->trap_action == ACTION_TARPIT && tarpit_room(srv)) {
+		snprintf(reply, sizeof(reply), "550 5.7.1 Service unavailable; "
+		    "client [%s] trapped", addr);
+		if (tarpit_start(srv, fd, addr, sockaddr_port(peer), true,
+		    reply, "trap") == 0) {
+			limits_disconnect(srv->limits, a);
+			return;
+		}
+	}
+	(void)session_new(srv, fd, peer, local, SESSION_TRAPPED);
+}
+
 static void
 listener_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *peer, int peerlen, void *arg)
@@ -68,9 +171,12 @@ listener_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	struct server *srv = arg;
 	struct sockaddr_storage local;
 	socklen_t locallen = sizeof(local);
-	char addr[NETADDR_STRLEN], why[NETADDR_STRLEN + 16];
+	char addr[NETADDR_STRLEN], why[NETADDR_STRLEN + 32];
 	const struct client_rec one = { .connections = 1 };
 	struct netaddr a;
+	enum route route;
+	enum limit_verdict v;
+	int mult;
 
 	if (srv->draining || netaddr_from_sockaddr(&a, peer) != 0 ||
 	    getsockname(fd, (struct sockaddr *)&local, &locallen) != 0) {
@@ -78,15 +184,33 @@ listener_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		return;
 	}
 	netaddr_format(&a, addr, sizeof(addr));
-	if (listener_trusted(srv, &a, why, sizeof(why))) {
-		log_info("FAST [%s]:%u %s", addr, ntohs(peer->sa_family ==
-		    AF_INET6 ? ((struct sockaddr_in6 *)peer)->sin6_port :
-		    ((struct sockaddr_in *)peer)->sin_port), why);
-		(void)trustdb_add_client(srv->db, addr, (int64_t)time(NULL), &one);
-		(void)relay_splice(srv, fd, peer, (struct sockaddr *)&local);
+	route = listener_route(srv, &a, addr, why, sizeof(why));
+	mult = route == ROUTE_FAST ? srv->conf->trusted_limit_multiplier : 1;
+	v = limits_connect(srv->limits, srv->conf, &a,
+	    srv->nsessions + srv->nsplices, mult, monotonic_ms());
+	if (v != LIMIT_OK) {
+		listener_refuse(srv, fd, &a, addr, sockaddr_port(peer), v, mult);
 		return;
 	}
-	(void)session_new(srv, fd, peer, (struct sockaddr *)&local);
+	switch (route) {
+	case ROUTE_FAST:
+		log_info("FAST [%s]:%u %s", addr, sockaddr_port(peer), why);
+		(void)trustdb_add_client(srv->db, addr, (int64_t)time(NULL), &one);
+		if (relay_splice(srv, fd, peer, (struct sockaddr *)&local) ==
+		    NULL)
+			limits_disconnect(srv->limits, &a);
+		break;
+	case ROUTE_TRAPPED:
+		log_info("TRAPPED [%s]:%u %s action=%s", addr,
+		    sockaddr_port(peer), why,
+		    conf_action_name(srv->conf->trap_action));
+		listener_trapped(srv, fd, peer, (struct sockaddr *)&local, &a,
+		    addr);
+		break;
+	case ROUTE_SESSION:
+		(void)session_new(srv, fd, peer, (struct sockaddr *)&local, 0);
+		break;
+	}
 }
 
 static void
@@ -155,6 +279,15 @@ listener_checkpoint_cb(evutil_socket_t fd, short what, void *arg)
 	(void)trustdb_checkpoint(srv->db);
 }
 
+static void
+listener_sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)limits_sweep(srv->limits, srv->conf, monotonic_ms(),
+	    LIMITS_SWEEP_BATCH);
+}
+
 static struct event *
 listener_timer(struct server *srv, int seconds, event_callback_fn fn)
 {
@@ -185,13 +318,16 @@ listener_start(struct server *srv)
 	    listener_expire_cb);
 	srv->checkpoint_ev = listener_timer(srv,
 	    srv->conf->db_checkpoint_interval, listener_checkpoint_cb);
+	srv->sweep_ev = listener_timer(srv, LIMITS_SWEEP_SECONDS,
+	    listener_sweep_cb);
 	return 0;
 }
 
 static void
 listener_maybe_exit(struct server *srv)
 {
-	if (srv->draining && srv->nsessions == 0 && srv->nsplices == 0)
+	if (srv->draining && srv->nsessions == 0 && srv->nsplices == 0 &&
+	    srv->ntarpits == 0)
 		event_base_loopexit(srv->base, NULL);
 }
 
@@ -204,6 +340,7 @@ listener_drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	    "connections", srv->nsessions, srv->nsplices);
 	session_shutdown_all(srv);
 	relay_splice_close_all(srv);
+	tarpit_close_all(srv);
 	/* Sessions flushing their 421 get a few more seconds. */
 	{
 		struct timeval tv = { 5, 0 };
@@ -227,8 +364,10 @@ listener_drain(struct server *srv)
 			srv->listeners[i] = NULL;
 		}
 	}
-	log_info("draining: %u sessions, %u fast-path connections",
-	    srv->nsessions, srv->nsplices);
+	log_info("draining: %u sessions, %u fast-path connections, %u "
+	    "tarpitted", srv->nsessions, srv->nsplices, srv->ntarpits);
+	/* Tarpitted clients are owed nothing: close them at once. */
+	tarpit_close_all(srv);
 	srv->drain_ev = event_new(srv->base, -1, 0, listener_drain_timeout_cb,
 	    srv);
 	if (srv->drain_ev != NULL)
@@ -255,6 +394,8 @@ listener_free(struct server *srv)
 
 	session_free_all(srv);
 	relay_splice_close_all(srv);
+	tarpit_close_all(srv);
+	rcpt_callout_free(srv);
 	for (i = 0; i < srv->nlisteners; i++) {
 		if (srv->listeners[i] != NULL)
 			evconnlistener_free(srv->listeners[i]);
@@ -267,4 +408,6 @@ listener_free(struct server *srv)
 		event_free(srv->checkpoint_ev);
 	if (srv->drain_ev != NULL)
 		event_free(srv->drain_ev);
+	if (srv->sweep_ev != NULL)
+		event_free(srv->sweep_ev);
 }

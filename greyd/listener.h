@@ -40,7 +40,7 @@ struct server {
 	struct limits *limits;		/* per-client counters (limits.c) */
 	struct callout *callout;	/* recipient callout state (rcpt.c) */
 	bool draining;
-	struct event *expire_ev, *checkpoint_ev, *drain_ev;
+	struct event *expire_ev, *checkpoint_ev, *drain_ev, *sweep_ev;
 };
 
 /* Create and bind every listening socket of c (before privileges drop). */

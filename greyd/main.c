@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,8 +30,10 @@
 #include <event2/event.h>
 
 #include "conf.h"
+#include "greyd_limits.h"
 #include "listener.h"
 #include "log.h"
+#include "rcpt.h"
 #include "trustdb.h"
 
 #define MAX_OVERRIDES 64
@@ -197,6 +201,9 @@ reload_cb(evutil_socket_t sig, short what, void *arg)
 	srv->conf = c;
 	log_info("configuration reloaded from %s",
 	    sg->opt->config != NULL ? sg->opt->config : "embedded defaults");
+	if (rcpt_load_maps(c, srv->db, (int64_t)time(NULL), err,
+	    sizeof(err)) != 0)
+		log_err("maps not reloaded, the previous ones stay: %s", err);
 }
 
 static void
@@ -219,6 +226,17 @@ run(struct server *srv, const struct options *opt)
 	if ((srv->db = trustdb_open(srv->conf->db_dir, err, sizeof(err))) ==
 	    NULL) {
 		log_err("trust database: %s", err);
+		return 1;
+	}
+	if (rcpt_load_maps(srv->conf, srv->db, (int64_t)time(NULL), err,
+	    sizeof(err)) != 0) {
+		log_err("%s", err);
+		trustdb_close(srv->db);
+		return 1;
+	}
+	if ((srv->limits = limits_new()) == NULL) {
+		log_err("out of memory");
+		trustdb_close(srv->db);
 		return 1;
 	}
 	/* Batch epoll_ctl calls: an event enabled and disabled within one loop
@@ -258,7 +276,21 @@ out:
 	if (srv->base != NULL)
 		event_base_free(srv->base);
 	trustdb_close(srv->db);
+	limits_free(srv->limits);
 	return rc;
+}
+
+/* Every session holds a socket (two on the fast path): take the hard
+ * limit on descriptors, not the usual soft 1024. */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
 }
 
 int
@@ -297,6 +329,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
 	log_init("greyd", opt.foreground);
 	pw = lookup_user(srv.conf);
 	if (listener_bind(&srv, err, sizeof(err)) != 0) {

@@ -30,6 +30,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "greyd_limits.h"
 #include "listener.h"
 #include "log.h"
 #include "netaddr.h"
@@ -105,9 +106,12 @@ static void
 splice_finish(struct relay *r)
 {
 	struct server *srv = r->srv;
+	struct netaddr a;
 
 	TAILQ_REMOVE(&srv->splices, r, entry);
 	srv->nsplices--;
+	if (netaddr_from_sockaddr(&a, (struct sockaddr *)&r->client) == 0)
+		limits_disconnect(srv->limits, &a);
 	relay_destroy(r);
 	listener_splice_done(srv, NULL);
 }

@@ -3,11 +3,15 @@
  * not trusted yet (see listener.c for the routing, relay.c for the backend).
  *
  * States:
+ *   GREET    the pregreet test (greet_wait > 0, client not known good):
+ *            "220-" was sent; a client that talks before the rest of the
+ *            banner is an early talker (pregreet_action).
  *   COMMAND  read one command line at a time from the input buffer and
  *            answer it; pipelined commands wait in the buffer, in order.
  *   BACKEND  a command is with the backend (opening the relay, MAIL, RCPT,
- *            DATA, end of data, RSET): input stays buffered, unread, and the
- *            client's idle timer is off until the backend's reply is relayed.
+ *            DATA, end of data, RSET) or a recipient callout is out
+ *            (rcpt.c): input stays buffered, unread, and the client's idle
+ *            timer is off until the reply is there.
  *   DATA     message text: each line is checked (CRLF only, no NUL, at most
  *            1000 octets) and streamed to the backend without buffering the
  *            message.  A bad line poisons the message: the backend
@@ -21,15 +25,20 @@
  *   CLOSING  the last reply is being flushed; the session is freed when the
  *            output is empty or the peer is gone.
  *
- * The greylist decision is made at each RCPT (greylist.c on the trust
- * database's grey record).  The first recipient that passes opens the relay:
+ * Each RCPT goes through, in order: the recipient limit, the trap (a
+ * trapped client gets 550 5.7.1), the spamtrap check (a hit traps the
+ * client), recipient verification (rcpt.c: maps, cache, callout; unknown
+ * gives 550 5.1.1 and more than max_unknown_recipients of them 421), and
+ * the greylist decision (greylist.c on the trust database's grey record).  The first recipient that passes opens the relay:
  * PROXY header or XCLIENT, replayed HELO/EHLO, MAIL; from then on every
  * command of the transaction goes to the backend and the backend's own
  * reply goes back to the client.  The client gets 250 after DATA only when
  * the backend said 250.  Greylisted recipients never reach the backend.
  *
  * Reputation counters are kept in the session and written to the client
- * record once, when the session ends.
+ * record once, when the session ends.  A session that is handed to the
+ * tarpit (pregreet, protocol error, trap with action tarpit) gives its
+ * socket to tarpit.c and ends.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -37,32 +46,36 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "greyd_limits.h"
 #include "greylist.h"
 #include "listener.h"
 #include "log.h"
 #include "netaddr.h"
+#include "rcpt.h"
 #include "relay.h"
 #include "session.h"
 #include "smtp.h"
+#include "tarpit.h"
 #include "trustdb.h"
 
 #define SESSION_PULL_MAX	(64 * 1024)	/* octets examined per pass */
 #define SESSION_IN_HIGH		(128 * 1024)	/* stop reading the client */
 #define SESSION_OUT_HIGH	(64 * 1024)	/* stop answering until flushed */
 #define SESSION_RELAY_HIGH	(256 * 1024)	/* stop reading message text */
-#define SESSION_MAX_RCPT	1000		/* hard cap per message */
 #define SESSION_CLOSE_TIMEOUT	10		/* seconds to flush the last reply */
 
-enum session_state { SS_COMMAND, SS_BACKEND, SS_DATA, SS_CLOSING };
+enum session_state { SS_COMMAND, SS_GREET, SS_BACKEND, SS_DATA, SS_CLOSING };
 
 /* What the backend's next reply answers. */
 enum session_await {
 	AW_NONE, AW_OPEN, AW_MAIL, AW_RCPT, AW_DATA, AW_STREAM, AW_DOT, AW_RSET,
+	AW_CALLOUT,	/* not the relay: rcpt.c's callout for s->rcpt */
 };
 
 struct session {
@@ -81,7 +94,15 @@ struct session {
 	bool relay_blocked;	/* waiting for the backend to take message text */
 	bool white;		/* the client key passed greylisting this session */
 	bool in_process;	/* session_process() is on the stack */
+	bool trapped;		/* reject every RCPT with 550 5.7.1 */
+	bool greet_tested;	/* the pregreet test ran ... */
+	bool greet_failed;	/* ... and caught it, or a protocol error did */
+	int mult;		/* 1, or trusted_limit_multiplier */
 	int errors;
+	unsigned unknown_rcpts;	/* 550 5.1.1 answers in this session */
+	unsigned messages;	/* transactions (MAIL) in this session */
+	struct rcpt_query *callout;
+	struct event *greet_ev;	/* the end of greet_wait */
 
 	/* HELO/EHLO */
 	char helo[SMTP_LINE_MAX];
@@ -95,6 +116,7 @@ struct session {
 	char mail_params[SMTP_PARAMS_MAX];
 	char pending[SMTP_PATH_MAX + SMTP_PARAMS_MAX + 16];	/* command to send to the backend */
 	char rcpt[SMTP_PATH_MAX];		/* recipient of the pending RCPT */
+	char rcpt_params[SMTP_PARAMS_MAX];	/* and its parameters */
 	unsigned nrcpt;		/* recipients the backend accepted */
 	unsigned nrcpt_seen;
 	long long data_bytes;
@@ -103,7 +125,8 @@ struct session {
 	bool data_last_cr;	/* its last octet is CR */
 
 	struct {
-		uint32_t greylisted, passed, delivered, rejected;
+		uint32_t greylisted, passed, delivered, rejected, trapped;
+		uint32_t rejected_by[REJECT_NREASONS];
 	} count;
 };
 
@@ -159,6 +182,14 @@ session_close(struct session *s)
 	struct timeval tv = { SESSION_CLOSE_TIMEOUT, 0 };
 
 	s->state = SS_CLOSING;
+	if (s->callout != NULL) {
+		rcpt_cancel(s->callout);
+		s->callout = NULL;
+	}
+	if (s->greet_ev != NULL) {
+		event_free(s->greet_ev);
+		s->greet_ev = NULL;
+	}
 	bufferevent_disable(s->bev, EV_READ);
 	bufferevent_set_timeouts(s->bev, NULL, &tv);
 	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
@@ -211,6 +242,13 @@ session_drop_relay(struct session *s, bool quit)
 /* ---- the trust database ---- */
 
 static void
+session_count_reject(struct session *s, enum reject_reason why)
+{
+	s->count.rejected++;
+	s->count.rejected_by[why]++;
+}
+
+static void
 session_flush_counters(struct session *s)
 {
 	struct client_rec add = {
@@ -219,10 +257,104 @@ session_flush_counters(struct session *s)
 		.passed = s->count.passed,
 		.delivered = s->count.delivered,
 		.rejected = s->count.rejected,
+		.trapped = s->count.trapped,
+	};
+	int64_t now = now_sec();
+
+	memcpy(add.rejected_by, s->count.rejected_by, sizeof(add.rejected_by));
+	/* Passed the before-220 test and made no protocol error since. */
+	if (s->greet_tested && !s->greet_failed)
+		add.greet_pass_until = now + conf_of(s)->greet_pass_expiry;
+	if (s->srv->db != NULL)
+		(void)trustdb_add_client(s->srv->db, s->addrstr, now, &add);
+}
+
+/* Trap the client's address for trap_expiry; nothing of this session
+ * reaches the backend any more. */
+static void
+session_trap_client(struct session *s, enum trap_reason why)
+{
+	int64_t now = now_sec();
+	struct trap_rec t = {
+		.trapped_at = now,
+		.expire = now + conf_of(s)->trap_expiry,
+		.reason = (uint8_t)why,
 	};
 
-	if (s->srv->db != NULL)
-		(void)trustdb_add_client(s->srv->db, s->addrstr, now_sec(), &add);
+	(void)trustdb_put_trap(s->srv->db, s->addrstr, &t);
+	s->count.trapped++;
+	s->trapped = true;
+	s->white = false;
+	session_drop_relay(s, true);
+	s->txn_broken = false;
+}
+
+static void
+session_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+	session_free(arg);
+}
+
+/*
+ * Hand the connection to the tarpit (tarpit.c gets a dup of the socket)
+ * and end this session from the event loop (the caller may be deep in
+ * session_process).  false: no room in the tarpit, nothing changed.
+ */
+static bool
+session_tarpit(struct session *s, const char *reply, const char *why,
+    bool banner)
+{
+	struct timeval now = { 0, 0 };
+	evutil_socket_t fd;
+
+	if (!tarpit_room(s->srv) ||
+	    (fd = dup(bufferevent_getfd(s->bev))) < 0)
+		return false;
+	if (tarpit_start(s->srv, fd, s->addrstr, s->port, banner, reply,
+	    why) != 0) {
+		close(fd);
+		return false;
+	}
+	session_close(s);
+	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	evbuffer_drain(bufferevent_get_output(s->bev),
+	    evbuffer_get_length(bufferevent_get_output(s->bev)));
+	if (event_base_once(s->srv->base, -1, EV_TIMEOUT, session_free_cb, s,
+	    &now) != 0)
+		log_warn("session [%s]:%u: cannot schedule its end", s->addrstr,
+		    s->port);
+	return true;
+}
+
+/*
+ * A before-220 or protocol test caught the client: act per action.
+ * Returns false for ACTION_IGNORE (the caller goes on as usual).
+ */
+static bool
+session_caught(struct session *s, enum reject_reason reason,
+    enum trap_reason trap, enum conf_action action, bool banner)
+{
+	s->greet_failed = true;
+	switch (action) {
+	case ACTION_IGNORE:
+		return false;
+	case ACTION_TARPIT:
+		session_count_reject(s, reason);
+		if (session_tarpit(s, "550 5.5.1 Protocol error",
+		    reason == REJECT_PREGREET ? "pregreet" : "protocol", banner))
+			return true;
+		break;
+	case ACTION_TRAP:
+		session_trap_client(s, trap);
+		session_count_reject(s, reason);
+		break;
+	case ACTION_REJECT:
+		session_count_reject(s, reason);
+		break;
+	}
+	session_reply(s, "521 5.5.1 Protocol error");
+	session_close(s);
+	return true;
 }
 
 /* A delivery refreshes the client key's white entry. */
@@ -245,9 +377,9 @@ session_white_delivered(struct session *s)
 
 /* ---- RCPT: the greylist decision ---- */
 
-enum rcpt_outcome { RCPT_FORWARD, RCPT_ANSWERED };
+enum grey_outcome { GREY_FORWARD, GREY_ANSWERED };
 
-static enum rcpt_outcome
+static enum grey_outcome
 session_greylist(struct session *s, const char *rcpt)
 {
 	const struct greyd_conf *c = conf_of(s);
@@ -266,7 +398,7 @@ session_greylist(struct session *s, const char *rcpt)
 		log_warn("TEMPFAIL [%s]:%u from=<%s> to=<%s> trust database error",
 		    s->addrstr, s->port, s->sender, rcpt);
 		session_reply(s, "451 4.3.0 <%s>: Temporary lookup failure", rcpt);
-		return RCPT_ANSWERED;
+		return GREY_ANSWERED;
 	}
 	v = greylist_decide(c, rc == 0 ? &old : NULL, now, &upd, &wait);
 	if (v != GREYLIST_PASS) {
@@ -276,7 +408,7 @@ session_greylist(struct session *s, const char *rcpt)
 		    s->addrstr, s->port, s->sender, rcpt, wait, upd.attempts);
 		session_reply(s, "451 4.7.1 <%s>: Greylisted, try again in %d "
 		    "seconds", rcpt, wait);
-		return RCPT_ANSWERED;
+		return GREY_ANSWERED;
 	}
 	/* Whitelist the client key first, then forget the triplet: a crash in
 	 * between leaves a harmless grey record, never a lost pass. */
@@ -287,39 +419,158 @@ session_greylist(struct session *s, const char *rcpt)
 		(void)trustdb_del_grey(s->srv->db, tkey, klen);
 	s->white = true;
 	s->count.passed++;
-	log_info("PASS [%s]:%u from=<%s> to=<%s> waited=%lld white=%s",
-	    s->addrstr, s->port, s->sender, rcpt,
-	    rc == 0 ? (long long)(now - old.first_seen) : 0LL, ckey);
-	return RCPT_FORWARD;
+	log_info("PASS [%s]:%u from=<%s> to=<%s> waited=%lld white=%s "
+	    "passes=%u/%d", s->addrstr, s->port, s->sender, rcpt,
+	    rc == 0 ? (long long)(now - old.first_seen) : 0LL, ckey, w.passes,
+	    c->auto_whitelist_after > 1 ? c->auto_whitelist_after : 1);
+	return GREY_FORWARD;
+}
+
+static void session_suspend(struct session *s);
+static void session_resume(struct session *s);
+
+static void
+session_reject_trapped(struct session *s)
+{
+	session_count_reject(s, REJECT_TRAP);
+	log_info("REJECT [%s]:%u from=<%s> to=<%s> trapped", s->addrstr,
+	    s->port, s->sender, s->rcpt);
+	session_reply(s, "550 5.7.1 Service unavailable; client [%s] blocked",
+	    s->addrstr);
+}
+
+/* A RCPT to a spamtrap: trap the client, then reject or tarpit it. */
+static void
+session_spamtrap(struct session *s)
+{
+	const struct greyd_conf *c = conf_of(s);
+	char reply[TARPIT_REPLY_MAX];
+
+	log_info("TRAP [%s]:%u from=<%s> to=<%s> spamtrap expiry=%d action=%s",
+	    s->addrstr, s->port, s->sender, s->rcpt, c->trap_expiry,
+	    conf_action_name(c->trap_action));
+	session_trap_client(s, TRAP_SPAMTRAP);
+	session_count_reject(s, REJECT_TRAP);
+	snprintf(reply, sizeof(reply), "550 5.7.1 Service unavailable; client "
+	    "[%s] blocked", s->addrstr);
+	if (c->trap_action == ACTION_TARPIT &&
+	    session_tarpit(s, reply, "spamtrap", false))
+		return;
+	session_reply(s, "%s", reply);
+}
+
+/* The recipient is known (or need not be): greylist it, then relay it. */
+static void
+session_rcpt_checked(struct session *s, enum rcpt_verdict v, const char *why)
+{
+	const struct greyd_conf *c = conf_of(s);
+
+	if (v == RCPT_UNKNOWN) {
+		s->unknown_rcpts++;
+		session_count_reject(s, REJECT_RCPT);
+		log_info("NOQUEUE [%s]:%u from=<%s> to=<%s> unknown recipient "
+		    "(%s)", s->addrstr, s->port, s->sender, s->rcpt, why);
+		session_reply(s, "550 5.1.1 <%s>: Recipient address rejected",
+		    s->rcpt);
+		if (s->unknown_rcpts <= (unsigned)c->max_unknown_recipients)
+			return;
+		log_info("REJECT [%s]:%u too many unknown recipients (%u)",
+		    s->addrstr, s->port, s->unknown_rcpts);
+		session_reply(s, "421 4.7.0 %s Error: too many unknown "
+		    "recipients", c->hostname);
+		session_close(s);
+		return;
+	}
+	if (v == RCPT_TEMPFAIL) {
+		log_info("TEMPFAIL [%s]:%u from=<%s> to=<%s> recipient "
+		    "verification failed (%s)", s->addrstr, s->port, s->sender,
+		    s->rcpt, why);
+		session_reply(s, "450 4.1.1 <%s>: Recipient address rejected: "
+		    "unverified address, try again later", s->rcpt);
+		return;
+	}
+	if (greylist_exempt(c, s->rcpt))
+		log_info("EXEMPT [%s]:%u from=<%s> to=<%s>", s->addrstr,
+		    s->port, s->sender, s->rcpt);
+	else if (!s->white && session_greylist(s, s->rcpt) == GREY_ANSWERED)
+		return;
+	snprintf(s->pending, sizeof(s->pending), "RCPT TO:<%s>%s%s", s->rcpt,
+	    s->rcpt_params[0] != '\0' ? " " : "", s->rcpt_params);
+	s->await = AW_RCPT;
+	session_backend_next(s);
+}
+
+static void
+session_callout_done(void *arg, enum rcpt_verdict v, const char *why)
+{
+	struct session *s = arg;
+
+	s->callout = NULL;
+	s->await = AW_NONE;
+	session_rcpt_checked(s, v, why);
+	/* Answered here (not forwarded to the backend, not closed). */
+	if (s->state == SS_BACKEND && s->await == AW_NONE)
+		session_resume(s);
+}
+
+static void
+session_rcpt_verify(struct session *s)
+{
+	const char *why = "";
+	enum rcpt_verdict v;
+
+	v = rcpt_lookup(conf_of(s), s->srv->db, s->rcpt, now_sec(), &why);
+	if (v != RCPT_CALLOUT) {
+		session_rcpt_checked(s, v, why);
+		return;
+	}
+	session_suspend(s);
+	s->await = AW_CALLOUT;
+	s->callout = rcpt_callout(s->srv, s->rcpt, session_callout_done, s);
+	if (s->callout != NULL)
+		return;
+	s->await = AW_NONE;
+	session_rcpt_checked(s, RCPT_TEMPFAIL, "callout queue full");
+	if (s->state == SS_BACKEND && s->await == AW_NONE)
+		session_resume(s);
 }
 
 static void
 session_rcpt(struct session *s, const struct smtp_command *cmd)
 {
+	const struct greyd_conf *c = conf_of(s);
+
 	if (!s->mail_seen) {
 		session_error(s, "503 5.5.1 Error: need MAIL command");
 		return;
 	}
-	if (s->nrcpt_seen >= SESSION_MAX_RCPT) {
+	if (s->nrcpt_seen >= (unsigned)limits_scaled(c->message_recipient_limit,
+	    s->mult)) {
+		if (s->nrcpt_seen++ == (unsigned)limits_scaled(
+		    c->message_recipient_limit, s->mult))
+			log_info("LIMIT [%s]:%u from=<%s> recipients per message "
+			    "(%d)", s->addrstr, s->port, s->sender,
+			    limits_scaled(c->message_recipient_limit, s->mult));
 		session_reply(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
 	s->nrcpt_seen++;
+	snprintf(s->rcpt, sizeof(s->rcpt), "%s", cmd->addr);
+	snprintf(s->rcpt_params, sizeof(s->rcpt_params), "%s", cmd->params);
+	if (s->trapped) {
+		session_reject_trapped(s);
+		return;
+	}
 	if (s->txn_broken) {
 		session_reply(s, "451 4.4.2 <%s>: Backend connection lost, "
 		    "try again later", cmd->addr);
 		return;
 	}
-	if (greylist_exempt(conf_of(s), cmd->addr))
-		log_info("EXEMPT [%s]:%u from=<%s> to=<%s>", s->addrstr,
-		    s->port, s->sender, cmd->addr);
-	else if (!s->white && session_greylist(s, cmd->addr) == RCPT_ANSWERED)
+	if (rcpt_is_spamtrap(s->srv->db, s->rcpt)) {
+		session_spamtrap(s);
 		return;
-	snprintf(s->rcpt, sizeof(s->rcpt), "%s", cmd->addr);
-	snprintf(s->pending, sizeof(s->pending), "RCPT TO:<%s>%s%s", cmd->addr,
-	    cmd->params[0] != '\0' ? " " : "", cmd->params);
-	s->await = AW_RCPT;
-	session_backend_next(s);
+	}
+	session_rcpt_verify(s);
 }
 
 /* ---- the backend ---- */
@@ -432,6 +683,12 @@ session_backend_reply(void *arg, int code, const char *reply, size_t len)
 	struct session *s = arg;
 	enum session_await aw = s->await;
 
+	if (aw == AW_CALLOUT) {
+		/* The relay is idle while a callout is out: this can only be
+		 * its failure; the session goes on waiting for the callout. */
+		session_drop_relay(s, false);
+		return;
+	}
 	if (code < 0 || (aw == AW_OPEN && code != 250)) {
 		session_backend_failed(s, aw, code, reply, len);
 		return;
@@ -451,7 +708,7 @@ session_backend_reply(void *arg, int code, const char *reply, size_t len)
 		}
 		/* The backend refused the sender: that answers this RCPT. */
 		session_log_reply(s, "NOQUEUE", reply, len);
-		s->count.rejected++;
+		session_count_reject(s, REJECT_BACKEND);
 		session_relay_reply(s, reply, len);
 		break;
 	case AW_RCPT:
@@ -459,7 +716,7 @@ session_backend_reply(void *arg, int code, const char *reply, size_t len)
 			s->nrcpt++;
 		else {
 			session_log_reply(s, "NOQUEUE", reply, len);
-			s->count.rejected++;
+			session_count_reject(s, REJECT_BACKEND);
 		}
 		session_relay_reply(s, reply, len);
 		break;
@@ -487,7 +744,7 @@ session_backend_reply(void *arg, int code, const char *reply, size_t len)
 			    s->nrcpt, s->data_bytes, (int)(len > 2 ? len - 2 : 0),
 			    reply);
 		} else {
-			s->count.rejected++;
+			session_count_reject(s, REJECT_BACKEND);
 			session_log_reply(s, "NOQUEUE", reply, len);
 		}
 		session_reset_txn(s);
@@ -551,6 +808,16 @@ session_mail(struct session *s, const struct smtp_command *cmd)
 		session_reply(s, "552 5.3.4 Message size exceeds fixed limit");
 		return;
 	}
+	if (s->messages >= (unsigned)limits_scaled(
+	    conf_of(s)->session_message_limit, s->mult)) {
+		log_info("LIMIT [%s]:%u messages per session (%u)", s->addrstr,
+		    s->port, s->messages);
+		session_count_reject(s, REJECT_LIMIT);
+		session_reply(s, "421 4.7.0 Too many messages in this session");
+		session_close(s);
+		return;
+	}
+	s->messages++;
 	session_reset_txn(s);
 	s->mail_seen = true;
 	snprintf(s->sender, sizeof(s->sender), "%s", cmd->addr);
@@ -563,6 +830,11 @@ session_data(struct session *s)
 {
 	if (!s->mail_seen) {
 		session_error(s, "503 5.5.1 Error: need RCPT command");
+		return;
+	}
+	if (s->trapped) {
+		session_reply(s, "554 5.7.1 Service unavailable; client [%s] "
+		    "blocked", s->addrstr);
 		return;
 	}
 	if (s->txn_broken || (s->nrcpt > 0 && s->relay == NULL)) {
@@ -637,9 +909,14 @@ session_command(struct session *s, const char *line, size_t len)
 	case SMTP_NONSMTP:
 		/* line is not NUL-terminated: print at most its len octets
 		 * (the parser has refused control octets in them). */
-		log_info("REJECT [%s]:%u non-SMTP command \"%.*s\"",
-		    s->addrstr, s->port, (int)(len < 20 ? len : 20), line);
-		s->count.rejected++;
+		log_info("PROTOCOL [%s]:%u non-SMTP command \"%.*s\" action=%s",
+		    s->addrstr, s->port, (int)(len < 20 ? len : 20), line,
+		    conf_action_name(conf_of(s)->protocol_error_action));
+		/* No SMTP client sends these: the session ends either way. */
+		if (session_caught(s, REJECT_PROTOCOL, TRAP_PROTOCOL,
+		    conf_of(s)->protocol_error_action, false))
+			break;
+		session_count_reject(s, REJECT_PROTOCOL);
 		session_reply(s, "521 5.5.1 Protocol error");
 		session_close(s);
 		break;
@@ -680,7 +957,11 @@ session_command_input(struct session *s, const char *p, size_t n)
 		session_error(s, "500 5.5.2 Error: line too long");
 		break;
 	case SMTP_LINE_BARE_LF:
-		session_error(s, "500 5.5.2 Error: bare <LF> received");
+		log_info("PROTOCOL [%s]:%u bare newline action=%s", s->addrstr,
+		    s->port, conf_action_name(conf_of(s)->protocol_error_action));
+		if (!session_caught(s, REJECT_PROTOCOL, TRAP_PROTOCOL,
+		    conf_of(s)->protocol_error_action, false))
+			session_error(s, "500 5.5.2 Error: bare <LF> received");
 		break;
 	case SMTP_LINE_BARE_CR:
 		session_error(s, "500 5.5.2 Error: bare <CR> received");
@@ -737,7 +1018,8 @@ static void
 session_data_end(struct session *s)
 {
 	if (s->data_error != NULL || s->relay == NULL) {
-		s->count.rejected++;
+		session_count_reject(s, s->data_error != NULL ?
+		    REJECT_PROTOCOL : REJECT_BACKEND);
 		session_reply(s, "%s", s->data_error != NULL ? s->data_error :
 		    "451 4.4.2 Backend connection lost, try again later");
 		session_reset_txn(s);
@@ -831,6 +1113,92 @@ session_data_input(struct session *s, const char *p, size_t n)
 	return off;
 }
 
+/* ---- before 220: the pregreet test ---- */
+
+/* Is the client due for the pregreet test (not passed it lately)? */
+static bool
+session_greet_due(struct session *s)
+{
+	struct client_rec r;
+
+	if (conf_of(s)->greet_wait <= 0 || s->trapped)
+		return false;
+	return trustdb_get_client(s->srv->db, s->addrstr, &r) != 0 ||
+	    r.greet_pass_until <= now_sec();
+}
+
+static void session_greet_cb(evutil_socket_t fd, short what, void *arg);
+
+/* "220-" now, the rest after greet_wait; reading waits until then. */
+static void
+session_greet_start(struct session *s)
+{
+	struct timeval tv = { conf_of(s)->greet_wait, 0 };
+
+	s->greet_ev = evtimer_new(s->srv->base, session_greet_cb, s);
+	if (s->greet_ev == NULL || evtimer_add(s->greet_ev, &tv) != 0) {
+		session_reply(s, "220 %s", conf_of(s)->smtp_banner);
+		return;
+	}
+	s->state = SS_GREET;
+	s->greet_tested = true;
+	bufferevent_disable(s->bev, EV_READ);
+	session_reply(s, "220-%s", conf_of(s)->smtp_banner);
+}
+
+/* greet_wait is over and the client kept quiet (or it was ignored). */
+static void
+session_greet_done(struct session *s)
+{
+	s->state = SS_COMMAND;
+	session_reply(s, "220 %s", conf_of(s)->smtp_banner);
+	session_set_idle_timer(s, true);
+	session_process(s);
+}
+
+/* The client talked before the banner ended: an early talker.  Returns
+ * false when pregreet_action is ignore. */
+static bool
+session_pregreet(struct session *s, char *text, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if ((unsigned char)text[i] < ' ' || (unsigned char)text[i] > '~')
+			text[i] = '.';
+	text[n] = '\0';
+	log_info("PREGREET [%s]:%u in %d s of greet_wait \"%s\" action=%s",
+	    s->addrstr, s->port, conf_of(s)->greet_wait, text,
+	    conf_action_name(conf_of(s)->pregreet_action));
+	return session_caught(s, REJECT_PREGREET, TRAP_PREGREET,
+	    conf_of(s)->pregreet_action, true);
+}
+
+static void
+session_greet_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	char text[24];
+	ssize_t n;
+
+	event_free(s->greet_ev);
+	s->greet_ev = NULL;
+	n = recv(bufferevent_getfd(s->bev), text, 20, MSG_PEEK | MSG_DONTWAIT);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+		log_info("HANGUP [%s]:%u before the end of the banner",
+		    s->addrstr, s->port);
+		s->greet_failed = true;		/* not a pass */
+		session_free(s);
+		return;
+	}
+	if (n > 0 && session_pregreet(s, text, (size_t)n))
+		return;
+	if (n < 0)
+		log_info("PASS-GREET [%s]:%u after %d s", s->addrstr, s->port,
+		    conf_of(s)->greet_wait);
+	session_greet_done(s);
+}
+
 /* ---- input loop ---- */
 
 static void
@@ -841,6 +1209,8 @@ session_process(struct session *s)
 	size_t len, n, used;
 	const char *p;
 
+	if (s->state == SS_GREET)
+		return;		/* reading waits for session_greet_cb */
 	/* A command answered synchronously resumes us from inside the loop
 	 * below: the loop itself goes on, never a second one over the same
 	 * input. */
@@ -925,15 +1295,21 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 
 struct session *
 session_new(struct server *srv, evutil_socket_t fd,
-    const struct sockaddr *peer, const struct sockaddr *local)
+    const struct sockaddr *peer, const struct sockaddr *local, int flags)
 {
 	struct session *s;
+	struct netaddr a;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		if (netaddr_from_sockaddr(&a, peer) == 0)
+			limits_disconnect(srv->limits, &a);
 		evutil_closesocket(fd);
 		return NULL;
 	}
 	s->srv = srv;
+	s->mult = 1;
+	s->state = SS_COMMAND;
+	s->trapped = (flags & SESSION_TRAPPED) != 0;
 	memcpy(&s->peer, peer, peer->sa_family == AF_INET6 ?
 	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
 	memcpy(&s->local, local, local->sa_family == AF_INET6 ?
@@ -945,6 +1321,7 @@ session_new(struct server *srv, evutil_socket_t fd,
 	    ((const struct sockaddr_in *)peer)->sin_port);
 	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (s->bev == NULL) {
+		limits_disconnect(srv->limits, &s->addr);
 		evutil_closesocket(fd);
 		free(s);
 		return NULL;
@@ -956,7 +1333,10 @@ session_new(struct server *srv, evutil_socket_t fd,
 	bufferevent_enable(s->bev, EV_READ);
 	TAILQ_INSERT_TAIL(&srv->sessions, s, entry);
 	srv->nsessions++;
-	session_reply(s, "220 %s", srv->conf->smtp_banner);
+	if (session_greet_due(s))
+		session_greet_start(s);
+	else
+		session_reply(s, "220 %s", srv->conf->smtp_banner);
 	return s;
 }
 
@@ -989,6 +1369,11 @@ session_free(struct session *s)
 	struct server *srv = s->srv;
 
 	session_flush_counters(s);
+	if (s->callout != NULL)
+		rcpt_cancel(s->callout);
+	if (s->greet_ev != NULL)
+		event_free(s->greet_ev);
+	limits_disconnect(srv->limits, &s->addr);
 	if (s->relay != NULL)
 		relay_free(s->relay, false);
 	bufferevent_free(s->bev);

@@ -13,9 +13,16 @@
 struct server;
 struct session;
 
-/* Take over the accepted socket fd.  Returns NULL (fd closed) on failure. */
+/* Flags for session_new. */
+#define SESSION_TRAPPED	0x01	/* the client is trapped: reject every RCPT */
+
+/*
+ * Take over the accepted socket fd, counted by limits_connect (the session
+ * calls limits_disconnect when it ends).  Returns NULL (fd closed, limits
+ * released) on failure.
+ */
 struct session *session_new(struct server *srv, evutil_socket_t fd,
-    const struct sockaddr *peer, const struct sockaddr *local);
+    const struct sockaddr *peer, const struct sockaddr *local, int flags);
 /* Shutdown: answer 421 to every session and close them. */
 void session_shutdown_all(struct server *srv);
 /* Free every session at once (server teardown). */

@@ -44,10 +44,14 @@ my $T0 = time;
 my $pf = start_postfix(proxy => 'haproxy', users => [qw(alice bob carol dave postmaster)]);
 my $g = start_greyd(postfix => $pf, greylist_delay => '1s', hostname => 'mx.greyd.test',
     smtp_error_limit => 10, smtp_idle_timeout => '60s', message_size_limit => 50000000,
-    drain_timeout => '5s');
+    drain_timeout => '5s', session_message_limit => 100000,
+    # the error handling of bare LF is tested here; the protocol test's
+    # actions (reject, trap, tarpit) in 75-pregreet-tarpit.t
+    protocol_error_action => 'ignore');
 # A second instance for the small error limit and the short idle timeout.
 my $g2 = start_greyd(postfix => $pf, greylist_delay => '1h', hostname => 'mx2.greyd.test',
-    smtp_error_limit => 3, smtp_idle_timeout => '2s', drain_timeout => '5s');
+    smtp_error_limit => 3, smtp_idle_timeout => '2s', drain_timeout => '5s',
+    protocol_error_action => 'ignore');
 
 sub client {
 	my ($gd, $addr) = @_;
@@ -276,7 +280,7 @@ still_serving($g, 'control octets');
 	$c->send_raw("GET /index.html HTTP/1.0\r\n\r\n");
 	reply_is($c, '521 5.5.1 Protocol error', 'probe after EHLO: 521');
 	is($c->wait_closed(5), '', 'probe after EHLO: closed');
-	ok(wait_for_log($g, qr/REJECT \[127\.0\.17\.1\]:\d+ non-SMTP command "GET \/ HTTP\/1\.1"/, 5),
+	ok(wait_for_log($g, qr/PROTOCOL \[127\.0\.17\.1\]:\d+ non-SMTP command "GET \/ HTTP\/1\.1" action=ignore/, 5),
 	    'probe logged');
 }
 still_serving($g, 'HTTP and proxy probes');

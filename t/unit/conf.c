@@ -25,7 +25,7 @@
 
 #include "conf.h"
 
-#define NSETTINGS	46	/* settings conf_print writes */
+#define NSETTINGS	47	/* settings conf_print writes */
 
 struct fixture {
 	char dir[64];
@@ -795,6 +795,53 @@ test_print_defaults(void **state)
 	assert_non_null(strstr(t1, "\npid_file =\n"));
 }
 
+/* Issue 3's settings: enums, word lists (domains lowercased), defaults. */
+static void
+test_policy_settings(void **state)
+{
+	struct fixture *fx = *state;
+
+	load_ok(fx, "recipient_maps = /etc/a.map, /etc/b map\n"
+	    "relay_domains = Example.ORG other.example\n"
+	    "recipient_verify = backend\n"
+	    "pregreet_action = tarpit\nprotocol_error_action = ignore\n"
+	    "trap_action = tarpit\ngreet_wait = 6s\n"
+	    "client_connection_limit = 3\n");
+	assert_int_equal(fx->c.recipient_maps.n, 3);
+	assert_string_equal(fx->c.recipient_maps.v[0], "/etc/a.map");
+	assert_string_equal(fx->c.recipient_maps.v[2], "map");
+	assert_int_equal(fx->c.relay_domains.n, 2);
+	assert_string_equal(fx->c.relay_domains.v[0], "example.org");
+	assert_int_equal(fx->c.recipient_verify, RCPT_VERIFY_BACKEND);
+	assert_int_equal(fx->c.pregreet_action, ACTION_TARPIT);
+	assert_int_equal(fx->c.protocol_error_action, ACTION_IGNORE);
+	assert_int_equal(fx->c.trap_action, ACTION_TARPIT);
+	assert_int_equal(fx->c.greet_wait, 6);
+	assert_int_equal(fx->c.client_connection_limit, 3);
+	/* defaults */
+	assert_int_equal(fx->c.client_connection_rate, 1000);
+	assert_int_equal(fx->c.message_recipient_limit, 100);
+	assert_int_equal(fx->c.max_unknown_recipients, 5);
+	assert_int_equal(fx->c.rcpt_negative_expiry, 3 * 3600);
+	assert_int_equal(fx->c.tarpit_time, 600);
+	assert_int_equal(fx->c.spamtrap_maps.n, 0);
+	conf_free(&fx->c);
+
+	load_fails(fx, "trap_action = trap\n", "1: bad value for trap_action: "
+	    "\"trap\" (expected reject or tarpit)");
+	load_fails(fx, "\npregreet_action = drop\n", "2: bad value for "
+	    "pregreet_action: \"drop\" (expected ignore, reject, trap or "
+	    "tarpit)");
+	load_fails(fx, "relay_domains = ok.example, bad_domain\n",
+	    "1: bad value for relay_domains: \"bad_domain\" (expected domain "
+	    "names)");
+	load_fails(fx, "recipient_verify = yes\n", "1: bad value for "
+	    "recipient_verify: \"yes\" (expected none or backend)");
+	load_fails(fx, "client_connection_limit = 0\n", "1: bad value for "
+	    "client_connection_limit: \"0\" (expected an integer from 1 to "
+	    "1000000)");
+}
+
 static void
 test_free_after_error(void **state)
 {
@@ -832,6 +879,7 @@ main(void)
 		T(test_overrides),
 		T(test_print_roundtrip),
 		T(test_print_defaults),
+		T(test_policy_settings),
 		T(test_free_after_error),
 	};
 
