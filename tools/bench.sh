@@ -14,6 +14,20 @@
 #      per client address, none in allow_clients); VmRSS of greyd before and
 #      while held gives KiB per session.  Target <= 16 KiB.  Reference:
 #      greyload's own VmRSS per connection.
+#   d) tarpit: BENCH_TARPITS client addresses are trapped (greydb import
+#      traps) with trap_action = tarpit; greyload -m tarpit holds one
+#      connection from each, stuttered at 1 byte/s.  Reported: greyd's VmRSS
+#      per tarpitted connection (target <= 4 KiB) and, while they are held,
+#      the connect-to-banner p99 of normal clients (greyload -m grey -c 5,
+#      target <= 5 ms); reference: the same p99 before the tarpit filled.
+#   e) recipient checks/s: greyload -m grey -k 50 (50 RCPTs a session).
+#      Against recipient_maps of 100,000 addresses, every RCPT unknown
+#      (550 5.1.1 from the map, no grey entry written); then with
+#      recipient_verify = backend against smtp-sink -f RCPT (it rejects every
+#      RCPT, so each answer is cached as unknown): a warm-up pass fills the
+#      cache for 10,000 addresses, the measured pass asks for them again
+#      (the log shows that no callout happens then).  No target in the
+#      issue; the reference is greylist RCPTs/s (a grey entry written each).
 #
 # CPU placement (2 cores): greyd on core 0, greyload on core 1.  The
 # smtp-sink of a)'s reference run (and of BENCH_DRY=1) takes greyd's core 0.
@@ -30,7 +44,8 @@
 # to a temp dir (kept with BENCH_KEEP=1).  Knobs (environment):
 #   BENCH_SECONDS=10 BENCH_SESSIONS=50000 BENCH_CONCURRENCY=200
 #   BENCH_MESSAGES=10 (per relay session) BENCH_BODY=1024 BENCH_IDLE=10000
-#   BENCH_ONLY="a b c"  BENCH_SINK_CPU=  BENCH_B_SHARED=0  BENCH_KEEP=0
+#   BENCH_TARPITS=20000 BENCH_ONLY="a b c d e"  BENCH_SINK_CPU=
+#   BENCH_B_SHARED=0  BENCH_KEEP=0
 #   BENCH_DRY=1  no greyd: a second smtp-sink stands in for it, to check this
 #                script's plumbing only (the figures are then not greyd's).
 # Exit status: 0 when every benchmark produced its figure (met or not; the
@@ -48,7 +63,8 @@ CONC=${BENCH_CONCURRENCY:-200}
 MESSAGES=${BENCH_MESSAGES:-10}
 BODY=${BENCH_BODY:-1024}
 IDLE=${BENCH_IDLE:-10000}
-ONLY=${BENCH_ONLY:-a b c}
+TARPITS=${BENCH_TARPITS:-20000}
+ONLY=${BENCH_ONLY:-a b c d e}
 DRY=${BENCH_DRY:-0}
 SINK_CPU=${BENCH_SINK_CPU:-}
 B_SHARED=${BENCH_B_SHARED:-0}
@@ -58,6 +74,9 @@ B_SHARED=${BENCH_B_SHARED:-0}
 SRC_A=127.1.0.1-127.1.255.254
 SRC_B=127.2.0.1-127.2.255.254
 SRC_C=127.3.0.1-127.3.255.254
+SRC_D=127.5.0.1-127.5.255.254
+SRC_D_NORMAL=127.6.0.1-127.6.255.254
+SRC_E=127.7.0.1-127.7.255.254
 
 PORT_LOCK_DIR=/tmp/greydtest-ports	# shared with t/lib/GreydTest.pm
 PIDS=""
@@ -173,7 +192,8 @@ start_sink() {
 }
 
 # start_greyd NAME PORT BACKEND_PORT ALLOW: greyd on core 0 with a fresh
-# db_dir; sets GREYD_PID and GREYD_LOG.  With BENCH_DRY=1, a smtp-sink.
+# db_dir and the settings in $GREYD_EXTRA (lines) added; sets GREYD_PID,
+# GREYD_LOG and GREYD_CONF.  With BENCH_DRY=1, a smtp-sink.
 start_greyd() {
 	GREYD_LOG=$TMP/greyd-$1.log
 	if [ "$DRY" = 1 ]; then
@@ -191,6 +211,8 @@ start_greyd() {
 	allow_clients = $4
 	smtp_idle_timeout = 600s
 	EOF
+	printf '%s\n' "${GREYD_EXTRA:-}" >> "$conf"
+	GREYD_CONF=$conf
 	# shellcheck disable=SC2046
 	$(pin 0) "$GREYD" -d -f "$conf" > "$GREYD_LOG" 2>&1 &
 	GREYD_PID=$!
@@ -235,10 +257,12 @@ vmrss() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null
 }
 
-# row NAME FIGURE TARGET OP REFERENCE: one table line; OP is >= or <=.
+# row NAME FIGURE TARGET OP REFERENCE: one table line; OP is >= or <=;
+# TARGET "-": a figure to report, with no target.
 row() {
 	verdict=$(awk -v f="$2" -v t="$3" -v op="$4" 'BEGIN {
 		if (f == "" || f == "-") { print "- ERROR"; exit }
+		if (t == "-") { print "- info"; exit }
 		r = (op == ">=") ? (t > 0 ? f / t : 0) : (f > 0 ? t / f : 0)
 		printf "%.2f %s\n", r, (r >= 1 ? "ok" : "MISS") }')
 	line=$(printf '%-34s %10s  %-9s %6s %-5s %s' "$1" "$2" "$4 $3" \
@@ -347,6 +371,122 @@ bench_c() {
 	row "greyd KiB per held session" "$kib" 16 "<=" "held $held of $IDLE; greyload's own VmRSS/conn: $glkib KiB"
 }
 
+# d) tarpitted connections: memory, and a normal client's banner latency
+bench_d() {
+	say ""
+	say "== d) tarpit: $TARPITS trapped clients held by greyload -m tarpit from $SRC_D"
+	if [ "$DRY" = 1 ]; then
+		row "greyd KiB per tarpitted conn" - 4 "<=" "BENCH_DRY=1: no tarpit"
+		return
+	fi
+	sp=$(free_port) && gp=$(free_port) || exit 1
+	start_sink "$sp" "$SINK_CPU" "$TMP/sink-d.log" || { row "greyd KiB per tarpitted conn" - 4 "<=" ""; return; }
+	sink=$SINK_PID
+	GREYD_EXTRA="trap_action = tarpit
+max_tarpit_sessions = $((TARPITS + 1000))
+tarpit_time = 600s
+max_sessions = 100000"
+	start_greyd d "$gp" "$sp" "" || { row "greyd KiB per tarpitted conn" - 4 "<=" ""; stop "$sink"; return; }
+	GREYD_EXTRA=""
+	# The trapped addresses: the first $TARPITS of SRC_D, as greyload
+	# walks it.
+	awk -v n="$TARPITS" 'BEGIN { b = 127 * 16777216 + 5 * 65536 + 1
+		for (i = 0; i < n; i++) { a = b + i
+			printf "%d.%d.%d.%d\n", int(a / 16777216), int(a / 65536) % 256,
+			    int(a / 256) % 256, a % 256 } }' > "$TMP/traps"
+	if ! "$B/tools/greydb" -f "$GREYD_CONF" import traps "$TMP/traps" > "$TMP/d.import" 2>&1; then
+		warn "greydb import traps failed:"; cat "$TMP/d.import" >&2
+		row "greyd KiB per tarpitted conn" - 4 "<=" ""; stop "$GREYD_PID"; stop "$sink"; return
+	fi
+	# Reference: normal clients' banner latency with nothing held.
+	load "$TMP/d.ref" -s "127.0.0.1:$gp" -m grey -c 5 -n 2000 -a "$SRC_D_NORMAL" -o 1000000 >/dev/null
+	before=$(vmrss "$GREYD_PID")
+	# shellcheck disable=SC2046
+	$(pin 1) "$GREYLOAD" -q -m tarpit -n "$TARPITS" -c 500 -t 300 -T 60 -a "$SRC_D" \
+	    -s "127.0.0.1:$gp" > "$TMP/d.tarpit" 2> "$TMP/d.tarpit.err" &
+	gl=$!
+	PIDS="$PIDS $gl"
+	i=0
+	while ! grep -q '^greyload: holding' "$TMP/d.tarpit" && kill -0 "$gl" 2>/dev/null && [ $i -lt 1800 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	sleep 2		# every TARPIT started, a few stutter ticks done
+	during=$(vmrss "$GREYD_PID")
+	tp=$(grep -c ' TARPIT \[' "$GREYD_LOG")
+	load "$TMP/d.normal" -s "127.0.0.1:$gp" -m grey -c 5 -n 5000 -a "$SRC_D_NORMAL" -o 2000000
+	after=$(vmrss "$GREYD_PID")
+	stop "$gl" INT
+	stop "$GREYD_PID"
+	stop "$sink"
+	held=$(field "$TMP/d.tarpit" held)
+	sed -n '/^greyload: holding/p; /^sessions:/p; /^held:/p' "$TMP/d.tarpit"
+	say "greyd VmRSS: ${before:-?} KiB before, ${during:-?} KiB holding ${held:-?} (TARPIT log lines: $tp), ${after:-?} KiB after the normal clients"
+	say "normal clients while held: $(sed -n 's/^banner ms: //p' "$TMP/d.normal"); before: $(sed -n 's/^banner ms: //p' "$TMP/d.ref")"
+	kib=$(awk -v a="$before" -v b="$during" -v n="$held" 'BEGIN {
+		if (a == "" || b == "" || n == "" || n == 0) print "-"; else printf "%.2f\n", (b - a) / n }')
+	row "greyd KiB per tarpitted conn" "$kib" 4 "<=" "held $held of $TARPITS"
+	row "banner p99 ms, tarpit held" "$(field "$TMP/d.normal" banner_p99_ms)" 5 "<=" \
+	    "before the tarpit: $(field "$TMP/d.ref" banner_p99_ms) ms; failed $(field "$TMP/d.normal" failed)"
+}
+
+# e) recipient checks per second: the map, the warm callout cache
+bench_e() {
+	say ""
+	say "== e) recipient checks/s: greyload -m grey -k 50 -c 50, ${SECONDS_}s, $SRC_E"
+	if [ "$DRY" = 1 ]; then
+		row "map checks/s (unknown rcpt)" - - ">=" "BENCH_DRY=1"
+		return
+	fi
+	awk 'BEGIN { for (i = 0; i < 100000; i++) printf "u%d@example.com\n", i }' > "$TMP/rcpt.map"
+	sp=$(free_port) && gp=$(free_port) || exit 1
+	start_sink "$sp" "$SINK_CPU" "$TMP/sink-e.log" || { row "map checks/s (unknown rcpt)" - - ">=" ""; return; }
+	sink=$SINK_PID
+	GREYD_EXTRA="recipient_maps = $TMP/rcpt.map
+max_unknown_recipients = 100000000
+message_recipient_limit = 1000
+session_message_limit = 1000"
+	start_greyd e1 "$gp" "$sp" "" || { row "map checks/s (unknown rcpt)" - - ">=" ""; stop "$sink"; return; }
+	GREYD_EXTRA=""
+	sed -n 's/.*\(maps: .*\)/\1/p' "$GREYD_LOG" | head -n 2
+	args="-m grey -k 50 -c 50 -t $SECONDS_ -a $SRC_E"
+	# shellcheck disable=SC2086
+	load "$TMP/e.map" -s "127.0.0.1:$gp" $args -r 'x%u@example.com' -R 100000
+	# shellcheck disable=SC2086
+	load "$TMP/e.grey" -s "127.0.0.1:$gp" $args -r 'u%u@example.com' -R 100000 -o 5000000
+	say "unknown (map): $(sed -n 's/^rate: //p' "$TMP/e.map"); $(replies "$TMP/e.map")"
+	say "valid, greylisted: $(sed -n 's/^rate: //p' "$TMP/e.grey"); $(replies "$TMP/e.grey")"
+	stop "$GREYD_PID"
+	stop "$sink"
+	row "map checks/s (unknown rcpt)" "$(field "$TMP/e.map" messages_per_s)" - ">=" \
+	    "100,000-entry map; greylisted RCPTs/s: $(field "$TMP/e.grey" messages_per_s)"
+
+	sp=$(free_port) && gp=$(free_port) || exit 1
+	# shellcheck disable=SC2046,SC2086
+	$(pin "$SINK_CPU") "$SINK" $SINK_USER -f RCPT -m 20000 "127.0.0.1:$sp" 4096 > "$TMP/sink-e2.log" 2>&1 &
+	SINK_PID=$!
+	PIDS="$PIDS $SINK_PID"
+	wait_listen "$SINK_PID" "$sp" || { row "callout cache checks/s" - - ">=" ""; return; }
+	sink=$SINK_PID
+	GREYD_EXTRA="recipient_verify = backend
+max_unknown_recipients = 100000000
+message_recipient_limit = 1000
+session_message_limit = 1000"
+	start_greyd e2 "$gp" "$sp" "" || { row "callout cache checks/s" - - ">=" ""; stop "$sink"; return; }
+	GREYD_EXTRA=""
+	load "$TMP/e.warm" -s "127.0.0.1:$gp" -m grey -k 50 -c 1 -n 200 -a "$SRC_E" -r 'c%u@example.com' -R 10000
+	c1=$(grep -c 'CALLOUT <' "$GREYD_LOG")
+	# shellcheck disable=SC2086
+	load "$TMP/e.cache" -s "127.0.0.1:$gp" $args -r 'c%u@example.com' -R 10000
+	c2=$(grep -c 'CALLOUT <' "$GREYD_LOG")
+	say "warm-up: $(sed -n 's/^rate: //p' "$TMP/e.warm"); $c1 callouts"
+	say "cached: $(sed -n 's/^rate: //p' "$TMP/e.cache"); $(replies "$TMP/e.cache"); callouts during it: $((c2 - c1))"
+	stop "$GREYD_PID"
+	stop "$sink"
+	row "callout cache checks/s" "$(field "$TMP/e.cache" messages_per_s)" - ">=" \
+	    "10,000 cached answers; callouts during the run: $((c2 - c1)); uncached (warm-up, 1 client): $(field "$TMP/e.warm" messages_per_s)/s"
+}
+
 # ------------------------------------------------------------------ main
 
 [ -x "$GREYLOAD" ] || { warn "$GREYLOAD missing: run make"; exit 1; }
@@ -361,6 +501,10 @@ SINK_USER=""
 [ "$(id -u)" -eq 0 ] && SINK_USER="-u nobody"
 
 # ulimit -H/-n are not POSIX, but dash (sh here) and bash both have them.
+# As root, raise the hard limit too (d) holds 20,000 connections in greyd
+# and as many in greyload); greyd and greyload take the hard limit.
+# shellcheck disable=SC3045
+[ "$(id -u)" -eq 0 ] && ulimit -n $((TARPITS + IDLE + 10000)) 2>/dev/null
 # shellcheck disable=SC3045
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 # shellcheck disable=SC3045
@@ -384,7 +528,9 @@ for b in $ONLY; do
 	a) bench_a ;;
 	b) bench_b ;;
 	c) bench_c ;;
-	*) warn "unknown benchmark $b (want a, b, c)"; ERRORS=$((ERRORS + 1)) ;;
+	d) bench_d ;;
+	e) bench_e ;;
+	*) warn "unknown benchmark $b (want a, b, c, d, e)"; ERRORS=$((ERRORS + 1)) ;;
 	esac
 done
 

@@ -10,8 +10,11 @@
  *
  * Modes (-m):
  *   grey    connect, 220, EHLO, MAIL FROM:<sN@senderN.example>,
- *           RCPT TO:<user@example.com> (any reply is fine), QUIT.  N is a
- *           counter (from -o), so every session offers a new triplet.
+ *           RCPT TO:<user@example.com> (any reply is fine; -k K sends K
+ *           RCPTs, each counted as a "message"), QUIT.  N is a counter
+ *           (from -o), so every session offers a new triplet.  A "%u" in
+ *           -r is replaced by a counter over all sessions, modulo -R N if
+ *           given: -r 'u%u@example.com' -R 100000 walks 100,000 addresses.
  *   relay   connect, 220, EHLO, then -k times MAIL, RCPT, DATA, a message
  *           with a body of -b bytes, "." (250 counts as a message), QUIT.
  *   idle    connect and read the banner, then hold the connection without
@@ -30,7 +33,8 @@
  * hold time), -a FIRST-LAST source addresses, -b BYTES body (1024), -k K
  * messages per session (1), -T SECONDS per session (30), -L SECONDS per run,
  * -o N first sender number (0), -H NAME for EHLO (greyload.example),
- * -r ADDRESS recipient (user@example.com), -q RESULT line, -v progress.
+ * -r ADDRESS recipient (user@example.com), -R N modulus of its %u, -q
+ * RESULT line, -v progress.
  *
  * Commands are never pipelined: each waits for the complete (possibly
  * multi-line) reply to the one before.  A reply of an unexpected class marks
@@ -147,6 +151,8 @@ static struct options {
 	bool verbose;
 	const char *helo;
 	const char *rcpt;
+	bool rcpt_pattern;		/* -r holds "%u" */
+	unsigned long long rcpt_mod;	/* -R; 0 = none */
 	unsigned long long sender_first;
 	bool have_source;		/* -a given */
 	struct sockaddr_storage source;	/* first address of the range */
@@ -181,6 +187,7 @@ static struct run {
 	int held_reported;
 	uint32_t source_next;
 	unsigned long long sender_next;
+	unsigned long long rcpt_next;	/* the %u of -r */
 	struct latencies session_lat, banner_lat;
 	char *message;			/* relay mode: headers, body, "." */
 	size_t message_len;
@@ -400,6 +407,26 @@ send_mail(struct session *s)
 	    s->sender, s->sender);
 }
 
+static void
+send_rcpt(struct session *s)
+{
+	char addr[NAME_MAX_LEN + 24];
+	const char *pct;
+	unsigned long long n;
+
+	if (!opt.rcpt_pattern) {
+		send_line(s, STEP_RCPT, "RCPT TO:<%s>\r\n", opt.rcpt);
+		return;
+	}
+	n = run.rcpt_next++;
+	if (opt.rcpt_mod > 0)
+		n %= opt.rcpt_mod;
+	pct = strstr(opt.rcpt, "%u");
+	snprintf(addr, sizeof(addr), "%.*s%llu%s", (int)(pct - opt.rcpt),
+	    opt.rcpt, n, pct + 2);
+	send_line(s, STEP_RCPT, "RCPT TO:<%s>\r\n", addr);
+}
+
 /* A reply of the wrong class: the session has failed; say goodbye. */
 static void
 session_reject(struct session *s)
@@ -435,12 +462,16 @@ session_reply(struct session *s, int code)
 		if (class != 2)
 			session_reject(s);
 		else
-			send_line(s, STEP_RCPT, "RCPT TO:<%s>\r\n", opt.rcpt);
+			send_rcpt(s);
 		break;
 	case STEP_RCPT:
-		if (opt.mode == MODE_GREY)
-			send_line(s, STEP_QUIT, "QUIT\r\n");
-		else if (class != 2)
+		if (opt.mode == MODE_GREY) {
+			run.messages++;
+			if (--s->messages_left > 0)
+				send_rcpt(s);
+			else
+				send_line(s, STEP_QUIT, "QUIT\r\n");
+		} else if (class != 2)
 			session_reject(s);
 		else
 			send_line(s, STEP_DATA, "DATA\r\n");
@@ -808,8 +839,10 @@ print_summary(void)
 		    run.held_bytes, run.t_last_connect > 0 ?
 		    run.t_last_connect - run.t_start : elapsed);
 	else
-		printf("rate: %.1f sessions/s, %.1f messages/s (%lld messages)\n",
-		    sps, mps, run.messages);
+		printf("rate: %.1f sessions/s, %.1f %s/s (%lld %s)\n",
+		    sps, mps, opt.mode == MODE_GREY ? "recipients" : "messages",
+		    run.messages, opt.mode == MODE_GREY ? "recipients" :
+		    "messages");
 	printf("replies:");
 	for (code = 0; code < 1000; code++)
 		if (run.replies[code])
@@ -853,7 +886,7 @@ usage(void)
 	fprintf(stderr,
 	    "usage: greyload -s HOST:PORT [-m grey|relay|idle|tarpit] [-c N]\n"
 	    "                [-n N | -t SECONDS] [-a FIRST-LAST] [-b BYTES] [-k K]\n"
-	    "                [-T SECONDS] [-L SECONDS] [-o N] [-H HELO] [-r RCPT]"
+	    "                [-T SECONDS] [-L SECONDS] [-o N] [-H HELO] [-r RCPT] [-R N]"
 	    " [-qv]\n");
 	exit(2);
 }
@@ -1046,7 +1079,7 @@ main(int argc, char *argv[])
 	int ch, status;
 	bool idle;
 
-	while ((ch = getopt(argc, argv, "a:b:c:H:k:L:m:n:o:qr:s:t:T:v")) != -1) {
+	while ((ch = getopt(argc, argv, "a:b:c:H:k:L:m:n:o:qr:R:s:t:T:v")) != -1) {
 		switch (ch) {
 		case 'a':
 			parse_source(optarg);
@@ -1087,6 +1120,16 @@ main(int argc, char *argv[])
 			break;
 		case 'r':
 			opt.rcpt = name(optarg, "-r");
+			opt.rcpt_pattern = strstr(opt.rcpt, "%u") != NULL;
+			if (strchr(opt.rcpt, '%') != NULL && (!opt.rcpt_pattern ||
+			    strchr(strstr(opt.rcpt, "%u") + 1, '%') != NULL)) {
+				fprintf(stderr, "greyload: -r: only one %%u\n");
+				exit(2);
+			}
+			break;
+		case 'R':
+			opt.rcpt_mod = (unsigned long long)
+			    number(optarg, 1, LLONG_MAX, "-R");
 			break;
 		case 's':
 			opt.target_text = optarg;
