@@ -388,6 +388,12 @@ listener_splice_done(struct server *srv, struct relay *r)
 }
 
 void
+listener_tarpit_done(struct server *srv)
+{
+	listener_maybe_exit(srv);
+}
+
+void
 listener_free(struct server *srv)
 {
 	int i;

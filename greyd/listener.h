@@ -49,9 +49,10 @@ int listener_bind(struct server *srv, char *err, size_t errlen);
 int listener_start(struct server *srv);
 /* SIGTERM: stop accepting, let sessions finish within drain_timeout. */
 void listener_drain(struct server *srv);
-/* Called by session.c / relay.c when a connection ends. */
+/* Called by session.c / relay.c / tarpit.c when a connection ends. */
 void listener_session_done(struct server *srv, struct session *s);
 void listener_splice_done(struct server *srv, struct relay *r);
+void listener_tarpit_done(struct server *srv);
 void listener_free(struct server *srv);
 
 #endif

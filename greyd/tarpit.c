@@ -105,15 +105,6 @@ tarpit_line(char *buf, const char *prefix, const char *text)
 	return n + len + 2;
 }
 
-/* Same rule as listener.c: a draining server exits with its last client. */
-static void
-tarpit_maybe_exit(struct server *srv)
-{
-	if (srv->draining && srv->nsessions == 0 && srv->nsplices == 0 &&
-	    srv->ntarpits == 0)
-		event_base_loopexit(srv->base, NULL);
-}
-
 /* Read what the client sent and we never looked at (a bounded amount), so
  * that close() sends a FIN, not a reset that could cost the client the end
  * of our last reply. */
@@ -151,7 +142,7 @@ tarpit_end(struct tarpit *t, const char *reason)
 	    (long long)((monotonic_ms() - t->start_ms + 500) / 1000), t->sent,
 	    reason);
 	tarpit_free(t);
-	tarpit_maybe_exit(srv);
+	listener_tarpit_done(srv);
 }
 
 static void
@@ -334,5 +325,5 @@ tarpit_close_all(struct server *srv)
 	if (n == 0)
 		return;
 	log_info("TARPIT-END %u connections reason=shutdown", n);
-	tarpit_maybe_exit(srv);
+	listener_tarpit_done(srv);
 }

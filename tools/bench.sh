@@ -253,6 +253,16 @@ replies() {
 	sed -n 's/^replies: *//p' "$1"
 }
 
+# Wait (at most $3 seconds) until the greyload of PID $2 says in $1 that it
+# holds all its connections, or has exited.
+wait_holding() {
+	i=0
+	while ! grep -q '^greyload: holding' "$1" && kill -0 "$2" 2>/dev/null && [ $i -lt $(($3 * 10)) ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
 vmrss() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null
 }
@@ -349,11 +359,7 @@ bench_c() {
 	    -s "127.0.0.1:$gp" > "$TMP/c.idle" 2> "$TMP/c.idle.err" &
 	gl=$!
 	PIDS="$PIDS $gl"
-	i=0
-	while ! grep -q '^greyload: holding' "$TMP/c.idle" && kill -0 "$gl" 2>/dev/null && [ $i -lt 1200 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
+	wait_holding "$TMP/c.idle" "$gl" 120
 	sleep 1		# let greyd settle every banner it has sent
 	during=$(vmrss "$GREYD_PID")
 	est=$(ss -Htn state established "( sport = :$gp )" 2>/dev/null | wc -l)
@@ -406,11 +412,7 @@ max_sessions = 100000"
 	    -s "127.0.0.1:$gp" > "$TMP/d.tarpit" 2> "$TMP/d.tarpit.err" &
 	gl=$!
 	PIDS="$PIDS $gl"
-	i=0
-	while ! grep -q '^greyload: holding' "$TMP/d.tarpit" && kill -0 "$gl" 2>/dev/null && [ $i -lt 1800 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
+	wait_holding "$TMP/d.tarpit" "$gl" 180
 	sleep 2		# every TARPIT started, a few stutter ticks done
 	during=$(vmrss "$GREYD_PID")
 	tp=$(grep -c ' TARPIT \[' "$GREYD_LOG")
