@@ -20,6 +20,16 @@
 #include "conf.h"
 #include "trustdb.h"
 
+/*
+ * Event priorities (event_base_priority_init in main.c): everything runs at
+ * libevent's default, the middle one, except the tarpit's ticks and reads,
+ * which run last and at most EV_TARPIT_BATCH per loop turn: 20,000
+ * stuttering connections then never hold back an accept or a session.
+ */
+#define EV_PRIORITIES		3
+#define EV_PRIO_TARPIT		2
+#define EV_TARPIT_BATCH		64
+
 struct session;
 struct relay;
 struct tarpit;

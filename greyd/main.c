@@ -244,9 +244,13 @@ run(struct server *srv, const struct options *opt)
 	if ((evcfg = event_config_new()) == NULL)
 		goto out;
 	event_config_set_flag(evcfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	/* Tarpit callbacks in batches, the rest between them (listener.h). */
+	event_config_set_max_dispatch_interval(evcfg, NULL, EV_TARPIT_BATCH,
+	    EV_PRIO_TARPIT);
 	srv->base = event_base_new_with_config(evcfg);
 	event_config_free(evcfg);
-	if (srv->base == NULL)
+	if (srv->base == NULL ||
+	    event_base_priority_init(srv->base, EV_PRIORITIES) != 0)
 		goto out;
 	sg.hup = evsignal_new(srv->base, SIGHUP, reload_cb, &sg);
 	sg.term = evsignal_new(srv->base, SIGTERM, term_cb, &sg);

@@ -13,6 +13,10 @@
  *            Input goes to a stack buffer and is thrown away; only the
  *            first bytes of the current line are kept, to see QUIT.
  *
+ * Its event runs at the lowest priority, at most EV_TARPIT_BATCH per loop
+ * turn (listener.h), so that thousands of ticks falling due together delay
+ * a normal client's accept or reply by one batch, not by all of them.
+ *
  * The first byte of a reply goes out one tick after it is due, every byte
  * with send(MSG_DONTWAIT); a full socket buffer (EAGAIN) retries the same
  * byte at the next tick.
@@ -145,10 +149,20 @@ tarpit_end(struct tarpit *t, const char *reason)
 	listener_tarpit_done(srv);
 }
 
+/* After every other event of the loop turn (see listener.h); a base made
+ * without priorities (the unit tests') has one and ignores this. */
+static void
+tarpit_lowest_priority(struct tarpit *t)
+{
+	if (event_base_get_npriorities(t->srv->base) > EV_PRIO_TARPIT)
+		(void)event_priority_set(&t->ev, EV_PRIO_TARPIT);
+}
+
 static void
 tarpit_stutter(struct tarpit *t)
 {
 	evtimer_assign(&t->ev, t->srv->base, tarpit_tick_cb, t);
+	tarpit_lowest_priority(t);
 	if (evtimer_add(&t->ev, t->tick) != 0)
 		tarpit_end(t, "error");
 }
@@ -164,6 +178,7 @@ tarpit_listen(struct tarpit *t)
 	tv.tv_sec = left / 1000;
 	tv.tv_usec = (left % 1000) * 1000;
 	event_assign(&t->ev, t->srv->base, t->fd, EV_READ, tarpit_read_cb, t);
+	tarpit_lowest_priority(t);
 	if (event_add(&t->ev, &tv) != 0)
 		tarpit_end(t, "error");
 }

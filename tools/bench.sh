@@ -445,7 +445,7 @@ bench_e() {
 	start_sink "$sp" "$SINK_CPU" "$TMP/sink-e.log" || { row "map checks/s (unknown rcpt)" - - ">=" ""; return; }
 	sink=$SINK_PID
 	GREYD_EXTRA="recipient_maps = $TMP/rcpt.map
-max_unknown_recipients = 100000000
+max_unknown_recipients = 100000
 message_recipient_limit = 1000
 session_message_limit = 1000"
 	start_greyd e1 "$gp" "$sp" "" || { row "map checks/s (unknown rcpt)" - - ">=" ""; stop "$sink"; return; }
@@ -471,7 +471,7 @@ session_message_limit = 1000"
 	wait_listen "$SINK_PID" "$sp" || { row "callout cache checks/s" - - ">=" ""; return; }
 	sink=$SINK_PID
 	GREYD_EXTRA="recipient_verify = backend
-max_unknown_recipients = 100000000
+max_unknown_recipients = 100000
 message_recipient_limit = 1000
 session_message_limit = 1000"
 	start_greyd e2 "$gp" "$sp" "" || { row "callout cache checks/s" - - ">=" ""; stop "$sink"; return; }
@@ -514,6 +514,13 @@ nofile=$(ulimit -n)
 if [ "$nofile" != unlimited ] && [ "$nofile" -lt $((IDLE + 100)) ]; then
 	IDLE=$((nofile - 100))
 	warn "ulimit -n is $nofile: holding $IDLE sessions only"
+fi
+# Each connection costs greyd one descriptor and greyload one: both need
+# TARPITS plus their own few.  Where the hard limit cannot be raised (no
+# CAP_SYS_RESOURCE, e.g. in a container) hold what fits and say so.
+if [ "$nofile" != unlimited ] && [ "$nofile" -lt $((TARPITS + 100)) ]; then
+	warn "ulimit -n is $nofile and cannot be raised here: d) holds $((nofile - 100)) tarpitted sessions, not $TARPITS"
+	TARPITS=$((nofile - 100))
 fi
 
 TMP=$(mktemp -d /tmp/greyd-bench.XXXXXX) || exit 1
