@@ -322,6 +322,13 @@ main(int argc, char **argv)
 		free(srv.conf);
 		return 1;
 	}
+	if (opt.check_only && rcpt_check_maps(srv.conf, err,
+	    sizeof(err)) != 0) {
+		fprintf(stderr, "greyd: %s\n", err);
+		conf_free(srv.conf);
+		free(srv.conf);
+		return 1;
+	}
 	if (opt.print)
 		conf_print(srv.conf, stdout);
 	if (opt.check_only || opt.print) {

@@ -498,6 +498,20 @@ out:
 }
 
 int
+rcpt_check_maps(const struct greyd_conf *c, char *err, size_t errlen)
+{
+	struct keyset rk = { 0 }, sk = { 0 };
+	int rc;
+
+	rc = map_parse_files(&c->recipient_maps, TRUSTDB_RCPT, &rk, err,
+	    errlen) == -1 || map_parse_files(&c->spamtrap_maps,
+	    TRUSTDB_SPAMTRAP, &sk, err, errlen) == -1 ? -1 : 0;
+	keyset_free(&rk);
+	keyset_free(&sk);
+	return rc;
+}
+
+int
 rcpt_import_file(struct trustdb *db, enum trustdb_table table,
     const char *path, enum list_origin origin, int64_t stamp, long *count,
     char *err, size_t errlen)

@@ -50,6 +50,9 @@ enum rcpt_verdict {
  */
 int rcpt_load_maps(const struct greyd_conf *c, struct trustdb *db,
     int64_t now, char *err, size_t errlen);
+/* Parse recipient_maps and spamtrap_maps without writing (greyd -t);
+ * 0, or -1 with "file:line: reason" in err. */
+int rcpt_check_maps(const struct greyd_conf *c, char *err, size_t errlen);
 /*
  * Compile one file into table (TRUSTDB_RCPT or TRUSTDB_SPAMTRAP) with the
  * given origin and stamp; *count gets the number of distinct entries the

@@ -164,6 +164,15 @@ ok(wait_for_log($g, qr/maps: \d+ recipients/, 5), 'maps compiled at start');
 	if (!defined $st) { kill 'KILL', $pid; waitpid($pid, 0); }
 	ok(defined $st && $st != 0, 'a bad map at start: greyd exits non-zero');
 	like(read_file($err) // '', qr/bad\.map:2: /, 'with file:line');
+
+	# greyd -t checks the map files too
+	my $bin = GreydTest::greyd_binary();
+	my $out = `$bin -t -f $conf 2>&1`;
+	isnt($? >> 8, 0, 'greyd -t: a bad map is an error');
+	like($out, qr/bad\.map:2: /, 'greyd -t: with file:line');
+	write_file($bad, "ok\@example.com\n\@ok.example\n");
+	$out = `$bin -t -f $conf 2>&1`;
+	is($? >> 8, 0, 'greyd -t: the map fixed, ok') or diag($out);
 }
 
 # --- recipient_verify = backend: a callout to Postfix, cached
