@@ -349,7 +349,10 @@ bench_c() {
 	sp=$(free_port) && gp=$(free_port) || exit 1
 	start_sink "$sp" "$SINK_CPU" "$TMP/sink-c.log" || { row "greyd KiB per held session" - 16 "<=" ""; return; }
 	sink=$SINK_PID
+	# max_sessions (default 5000) would refuse half of them
+	GREYD_EXTRA="max_sessions = $((IDLE + 1000))"
 	start_greyd c "$gp" "$sp" "" || { row "greyd KiB per held session" - 16 "<=" ""; stop "$sink"; return; }
+	GREYD_EXTRA=""
 	# Warm up (database pages, allocator arenas), then the baseline.
 	load "$TMP/c.warm" -s "127.0.0.1:$gp" -m grey -c 20 -n 200 -a 127.4.0.1-127.4.0.254 >/dev/null
 	sleep 0.5
@@ -374,6 +377,7 @@ bench_c() {
 		if (a == "" || b == "" || n == "" || n == 0) print "-"; else printf "%.2f\n", (b - a) / n }')
 	glkib=$(awk -v r="$glrss" -v n="$held" 'BEGIN {
 		if (r == "" || n == "" || n == 0) print "?"; else printf "%.2f\n", r / n }')
+	[ "${held:-0}" -lt "$IDLE" ] && warn "c) held ${held:-0} of $IDLE sessions: see $TMP/c.idle and greyd's log"
 	row "greyd KiB per held session" "$kib" 16 "<=" "held $held of $IDLE; greyload's own VmRSS/conn: $glkib KiB"
 }
 
