@@ -24,8 +24,12 @@
  * start of a line (as in main.cf); comment and blank lines do not end a
  * logical line; a continuation is joined with one space; logical lines and
  * expanded values are limited to CONF_LINE_MAX bytes; timeouts and timer
- * intervals must be at least 1s (zero would mean "fire at once"), and
- * greylist_retry_window must be longer than greylist_delay.
+ * intervals must be at least 1s (zero would mean "fire at once"),
+ * greylist_retry_window must be longer than greylist_delay (and than
+ * dnsbl_greylist_delay when dnsbl_action = greylist), dnsbl_min_ttl may not
+ * exceed dnsbl_max_ttl, and dnswl_threshold must be below dnsbl_threshold
+ * (a client cannot be both trusted and bad).  An *_action setting takes only
+ * the actions that make sense for its test (conf_setting.allowed).
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -61,6 +65,8 @@ struct conf_setting {
 	size_t off;		/* field in struct greyd_conf */
 	const char *const *names; /* enums: the value names, by value */
 	size_t nnames;
+	unsigned allowed;	/* enums: bit v set if value v is valid; 0: all */
+	size_t count_off;	/* sites: the size_t count beside the array */
 	size_t size;		/* its size (strings) */
 	long long min, max;	/* durations and integers */
 	bool (*check)(const char *s);	/* strings */
@@ -83,6 +89,9 @@ static const char *const action_names[] = {
 	[ACTION_REJECT] = "reject",
 	[ACTION_TRAP] = "trap",
 	[ACTION_TARPIT] = "tarpit",
+	[ACTION_GREYLIST] = "greylist",
+	[ACTION_ACCEPT] = "accept",
+	[ACTION_TEMPFAIL] = "tempfail",
 };
 
 static const char *const verify_names[] = {
@@ -91,6 +100,7 @@ static const char *const verify_names[] = {
 };
 
 #define NAMES(a)	.names = (a), .nnames = sizeof(a) / sizeof((a)[0])
+#define ACT(v)		(1u << (v))	/* conf_setting.allowed */
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -313,14 +323,22 @@ parse_duration(const struct conf_setting *s, struct greyd_conf *c,
 	return 0;
 }
 
+/* Digits, with a leading '-' where the range has negative numbers. */
 static int
 parse_integer(const struct conf_setting *s, struct greyd_conf *c,
     char *value, char *why, size_t whylen)
 {
 	long long v;
 
-	if (parse_decimal(value, s->min, s->max, &v) == -1)
+	if (value[0] == '-' && s->min < 0) {
+		if (parse_decimal(value + 1, 0, -s->min, &v) == -1 ||
+		    -v > s->max)
+			return bad_value(s, value, why, whylen);
+		v = -v;
+	} else if (parse_decimal(value, s->min > 0 ? s->min : 0, s->max,
+	    &v) == -1) {
 		return bad_value(s, value, why, whylen);
+	}
 	*FIELD_PTR(c, s, int) = (int)v;
 	return 0;
 }
@@ -358,7 +376,8 @@ parse_enum(const struct conf_setting *s, struct greyd_conf *c, char *value,
 	size_t i;
 
 	for (i = 0; i < s->nnames; i++)
-		if (s->names[i] != NULL && strcmp(value, s->names[i]) == 0) {
+		if (s->names[i] != NULL && strcmp(value, s->names[i]) == 0 &&
+		    (s->allowed == 0 || (s->allowed & ACT(i)))) {
 			*FIELD_PTR(c, s, int) = (int)i;
 			return 0;
 		}
@@ -377,7 +396,10 @@ conf_list_clear(struct conf_list *l)
 	l->n = 0;
 }
 
-/* A list of words; each must pass s->check.  Domains are lowercased. */
+/*
+ * A list of words; each must pass s->check, and there may be at most
+ * s->max of them (0: no limit).  Domains are lowercased.
+ */
 static int
 parse_words(const struct conf_setting *s, struct greyd_conf *c, char *value,
     char *why, size_t whylen)
@@ -389,6 +411,9 @@ parse_words(const struct conf_setting *s, struct greyd_conf *c, char *value,
 	while ((tok = next_token(&rest)) != NULL) {
 		if (!s->check(tok))
 			return bad_value(s, tok, why, whylen);
+		if (s->max > 0 && l->n == (size_t)s->max)
+			return reason(why, whylen, "too many values for %s "
+			    "(at most %lld)", s->name, s->max);
 		if (l->n % 16 == 0) {
 			grown = reallocarray(l->v, l->n + 16, sizeof(*grown));
 			if (grown == NULL)
@@ -501,6 +526,38 @@ parse_cidrs(const struct conf_setting *s, struct greyd_conf *c, char *value,
 	return 0;
 }
 
+static void
+sites_clear(struct dnsbl_site **v, size_t *n)
+{
+	free(*v);
+	*v = NULL;
+	*n = 0;
+}
+
+/* A DNSBL site list: words in postscreen's syntax (dnsbl_site.c). */
+static int
+parse_sites(const struct conf_setting *s, struct greyd_conf *c, char *value,
+    char *why, size_t whylen)
+{
+	struct dnsbl_site **v = FIELD_PTR(c, s, struct dnsbl_site *);
+	size_t *n = (size_t *)(void *)((char *)c + s->count_off);
+	char *tok, *rest = value, err[CONF_ERRLEN];
+
+	sites_clear(v, n);
+	while ((tok = next_token(&rest)) != NULL) {
+		if (*n == DNSBL_MAX_SITES)
+			return reason(why, whylen, "too many sites in %s (at "
+			    "most %d)", s->name, DNSBL_MAX_SITES);
+		if (*v == NULL &&
+		    (*v = calloc(DNSBL_MAX_SITES, sizeof(**v))) == NULL)
+			return reason(why, whylen, "out of memory");
+		if (dnsbl_site_parse(tok, &(*v)[*n], err, sizeof(err)) == -1)
+			return reason(why, whylen, "%s: %s", s->name, err);
+		(*n)++;
+	}
+	return 0;
+}
+
 /* ---- string checks ---------------------------------------------------- */
 
 static bool
@@ -554,6 +611,48 @@ check_domain(const char *s)
 		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '.')
 			return false;
 	return true;
+}
+
+/* A port after "host:": 1 to 65535, digits only. */
+static bool
+check_port(const char *p)
+{
+	long long v;
+
+	return strlen(p) <= 5 && parse_decimal(p, 1, 65535, &v) == 0;
+}
+
+/* A numeric resolver address: a.b.c.d, a.b.c.d:port, x::y, [x::y]:port. */
+static bool
+check_dns_server(const char *s)
+{
+	char host[INET6_ADDRSTRLEN];
+	unsigned char bin[sizeof(struct in6_addr)];
+	const char *colon = strchr(s, ':'), *end;
+	size_t n;
+	int af = AF_INET;
+
+	if (s[0] == '[') {
+		if ((end = strchr(++s, ']')) == NULL ||
+		    (end[1] != '\0' && (end[1] != ':' || !check_port(end + 2))))
+			return false;
+		af = AF_INET6;
+	} else if (colon != NULL && strchr(colon + 1, ':') != NULL) {
+		end = s + strlen(s);
+		af = AF_INET6;
+	} else if (colon != NULL) {
+		if (!check_port(colon + 1))
+			return false;
+		end = colon;
+	} else {
+		end = s + strlen(s);
+	}
+	n = (size_t)(end - s);
+	if (n == 0 || n >= sizeof(host))
+		return false;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	return inet_pton(af, host, bin) == 1;
 }
 
 /* ---- printers ---------------------------------------------------------- */
@@ -653,6 +752,18 @@ print_cidrs(const struct conf_setting *s, const struct greyd_conf *c,
 	}
 }
 
+static void
+print_sites(const struct conf_setting *s, const struct greyd_conf *c,
+    FILE *fp)
+{
+	const struct dnsbl_site *v = *FIELD_CPTR(c, s, struct dnsbl_site *);
+	size_t n = *(const size_t *)(const void *)((const char *)c +
+	    s->count_off), i;
+
+	for (i = 0; i < n; i++)
+		fprintf(fp, " %s", v[i].text);
+}
+
 /* ---- the settings ------------------------------------------------------ */
 
 static const struct conf_type type_duration = { parse_duration, print_duration };
@@ -665,6 +776,7 @@ static const struct conf_type type_string = { parse_string, print_string };
 static const struct conf_type type_backend = { parse_backend, print_backend };
 static const struct conf_type type_listen = { parse_listen, print_listen };
 static const struct conf_type type_cidrs = { parse_cidrs, print_cidrs };
+static const struct conf_type type_sites = { parse_sites, print_sites };
 
 #define FIELD(n)	.name = #n, .off = offsetof(struct greyd_conf, n), \
 			.size = sizeof(((struct greyd_conf *)0)->n)
@@ -675,6 +787,12 @@ static const struct conf_type type_cidrs = { parse_cidrs, print_cidrs };
 #define INTEGER(lo, hi)	.type = &type_integer, .min = (lo), .max = (hi), \
 			.expect = "an integer from " #lo " to " #hi
 #define STRING(fn, what) .type = &type_string, .check = (fn), .expect = (what)
+#define SPF_ACTION(n, d)	FIELD(n), .type = &type_enum, NAMES(action_names), \
+	.allowed = ACT(ACTION_ACCEPT) | ACT(ACTION_REJECT) | \
+	    ACT(ACTION_TEMPFAIL) | ACT(ACTION_GREYLIST), .def = d, \
+	.expect = "accept, reject, tempfail or greylist"
+#define SITES(n, count)	FIELD(n), .type = &type_sites, .def = "", \
+			.count_off = offsetof(struct greyd_conf, count)
 
 static const struct conf_setting settings[] = {
 	{ FIELD(listen), .type = &type_listen, .def = "127.0.0.1:2525",
@@ -712,6 +830,7 @@ static const struct conf_setting settings[] = {
 	  .check = check_dir, .expect = "file names" },
 	{ FIELD(trap_expiry), .def = "24h", DURATION(1) },
 	{ FIELD(trap_action), .type = &type_enum, NAMES(action_names),
+	  .allowed = ACT(ACTION_REJECT) | ACT(ACTION_TARPIT),
 	  .def = "reject", .expect = "reject or tarpit" },
 	{ FIELD(client_connection_limit), .def = "10", INTEGER(1, 1000000) },
 	{ FIELD(client_connection_rate), .def = "1000", INTEGER(1, 100000000) },
@@ -721,14 +840,42 @@ static const struct conf_setting settings[] = {
 	{ FIELD(trusted_limit_multiplier), .def = "10", INTEGER(1, 10000) },
 	{ FIELD(greet_wait), .def = "0", DURATION(0) },
 	{ FIELD(pregreet_action), .type = &type_enum, NAMES(action_names),
+	  .allowed = ACT(ACTION_IGNORE) | ACT(ACTION_REJECT) |
+	      ACT(ACTION_TRAP) | ACT(ACTION_TARPIT),
 	  .def = "reject", .expect = "ignore, reject, trap or tarpit" },
 	{ FIELD(protocol_error_action), .type = &type_enum,
 	  NAMES(action_names), .def = "reject",
+	  .allowed = ACT(ACTION_IGNORE) | ACT(ACTION_REJECT) |
+	      ACT(ACTION_TRAP) | ACT(ACTION_TARPIT),
 	  .expect = "ignore, reject, trap or tarpit" },
 	{ FIELD(greet_pass_expiry), .def = "1d", DURATION(1) },
 	{ FIELD(tarpit_stutter), .def = "1s", DURATION(1) },
 	{ FIELD(tarpit_time), .def = "10m", DURATION(1) },
 	{ FIELD(max_tarpit_sessions), .def = "5000", INTEGER(0, 10000000) },
+	{ FIELD(dns_servers), .type = &type_words, .def = "",
+	  .check = check_dns_server, .max = CONF_MAX_DNS_SERVERS,
+	  .expect = "numeric addresses like 192.0.2.53, 192.0.2.53:5353, "
+	      "2001:db8::53 or [2001:db8::53]:5353" },
+	{ SITES(dnsbl_sites, ndnsbl_sites) },
+	{ FIELD(dnsbl_threshold), .def = "1", INTEGER(-1000, 1000) },
+	{ FIELD(dnswl_threshold), .def = "-1", INTEGER(-1000, 1000) },
+	{ FIELD(dnsbl_timeout), .def = "5s", DURATION(1) },
+	{ FIELD(dnsbl_min_ttl), .def = "60s", DURATION(0) },
+	{ FIELD(dnsbl_max_ttl), .def = "1h", DURATION(0) },
+	{ FIELD(dnsbl_action), .type = &type_enum, NAMES(action_names),
+	  .allowed = ACT(ACTION_REJECT) | ACT(ACTION_GREYLIST) |
+	      ACT(ACTION_TARPIT),
+	  .def = "reject", .expect = "reject, greylist or tarpit" },
+	{ FIELD(dnsbl_greylist_delay), .def = "30m", DURATION(0) },
+	{ SITES(rhsbl_sender_sites, nrhsbl_sender_sites) },
+	{ FIELD(spf_workers), .def = "0", INTEGER(0, 64) },
+	{ FIELD(spf_timeout), .def = "20s", DURATION(1) },
+	{ SPF_ACTION(spf_fail_action, "reject") },
+	{ SPF_ACTION(spf_softfail_action, "greylist") },
+	{ SPF_ACTION(spf_temperror_action, "tempfail") },
+	{ SPF_ACTION(spf_permerror_action, "accept") },
+	{ FIELD(greylist_spf_key), .type = &type_boolean, .def = "yes",
+	  .expect = "yes or no" },
 	{ FIELD(hostname), .def = NULL,
 	  STRING(check_hostname, "a host name without spaces") },
 	{ FIELD(smtp_banner), .def = "$hostname ESMTP greyd",
@@ -1103,16 +1250,44 @@ check_greylist_times(struct load_ctx *x, const struct greyd_conf *c)
 	    c->greylist_delay);
 }
 
-/* trap_action takes reject or tarpit only ("trap" would trap again). */
-static int
-check_trap_action(struct load_ctx *x, const struct greyd_conf *c)
+/*
+ * Which of two settings a conflict between them is reported at: the one
+ * set last (in the file, then by -o); a default is never to blame unless
+ * both are defaults.
+ */
+static const struct origin *
+blame_pair(const struct load_ctx *x, const char *a, const char *b)
 {
-	int t = setting_index("trap_action");
+	const struct origin *oa = &x->origin[setting_index(a)];
+	const struct origin *ob = &x->origin[setting_index(b)];
 
-	if (c->trap_action == ACTION_REJECT || c->trap_action == ACTION_TARPIT)
-		return 0;
-	return fail(x, &x->origin[t], "bad value for trap_action: \"%s\" "
-	    "(expected reject or tarpit)", conf_action_name(c->trap_action));
+	if (oa->kind == ORIGIN_DEFAULT)
+		return ob;
+	if (ob->kind == ORIGIN_DEFAULT)
+		return oa;
+	return origin_before(oa, ob) ? ob : oa;
+}
+
+static int
+check_dnsbl(struct load_ctx *x, const struct greyd_conf *c)
+{
+	if (c->dnsbl_min_ttl > c->dnsbl_max_ttl)
+		return fail(x, blame_pair(x, "dnsbl_min_ttl", "dnsbl_max_ttl"),
+		    "dnsbl_min_ttl (%ds) must not be longer than dnsbl_max_ttl "
+		    "(%ds)", c->dnsbl_min_ttl, c->dnsbl_max_ttl);
+	if (c->dnswl_threshold >= c->dnsbl_threshold)
+		return fail(x, blame_pair(x, "dnswl_threshold",
+		    "dnsbl_threshold"), "dnswl_threshold (%d) must be lower "
+		    "than dnsbl_threshold (%d)", c->dnswl_threshold,
+		    c->dnsbl_threshold);
+	if (c->dnsbl_action == ACTION_GREYLIST &&
+	    c->greylist_retry_window <= c->dnsbl_greylist_delay)
+		return fail(x, blame_pair(x, "dnsbl_greylist_delay",
+		    "greylist_retry_window"), "greylist_retry_window (%ds) "
+		    "must be longer than dnsbl_greylist_delay (%ds) when "
+		    "dnsbl_action = greylist", c->greylist_retry_window,
+		    c->dnsbl_greylist_delay);
+	return 0;
 }
 
 /* ---- public ------------------------------------------------------------ */
@@ -1136,7 +1311,7 @@ conf_load(struct greyd_conf *c, const char *path,
 	rc = -1;
 	if (load_defaults(x) == 0 && read_file(x) == 0 &&
 	    read_overrides(x, overrides) == 0 && apply_all(x, c) == 0 &&
-	    check_greylist_times(x, c) == 0 && check_trap_action(x, c) == 0)
+	    check_greylist_times(x, c) == 0 && check_dnsbl(x, c) == 0)
 		rc = 0;
 	for (i = 0; i < NSETTINGS; i++)
 		free(x->raw[i]);
@@ -1167,4 +1342,7 @@ conf_free(struct greyd_conf *c)
 	conf_list_clear(&c->recipient_maps);
 	conf_list_clear(&c->relay_domains);
 	conf_list_clear(&c->spamtrap_maps);
+	conf_list_clear(&c->dns_servers);
+	sites_clear(&c->dnsbl_sites, &c->ndnsbl_sites);
+	sites_clear(&c->rhsbl_sender_sites, &c->nrhsbl_sender_sites);
 }

@@ -19,10 +19,12 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "dnsbl_site.h"
 #include "netaddr.h"
 
 #define CONF_MAX_LISTEN	16
 #define CONF_ERRLEN	512
+#define CONF_MAX_DNS_SERVERS	16
 
 enum backend_proxy {
 	BACKEND_PROXY_NONE,
@@ -31,12 +33,18 @@ enum backend_proxy {
 	BACKEND_PROXY_XCLIENT,		/* Postfix XCLIENT command */
 };
 
-/* What to do with a client caught by a test (pregreet, protocol, trap). */
+/*
+ * What to do with a client caught by a test (pregreet, protocol, trap,
+ * DNSBL).  Each *_action setting takes only some of these (greyd.conf(5)).
+ */
 enum conf_action {
 	ACTION_IGNORE,		/* log only */
 	ACTION_REJECT,		/* reply 5xx (and close, where the text says so) */
 	ACTION_TRAP,		/* reject, and trap the address for trap_expiry */
 	ACTION_TARPIT,		/* hand the connection to tarpit.c */
+	ACTION_GREYLIST,	/* greylist even a whitelisted client (DNSBL) */
+	ACTION_ACCEPT,		/* log only (SPF) */
+	ACTION_TEMPFAIL,	/* reply 4xx (SPF) */
 };
 
 enum recipient_verify { RCPT_VERIFY_NONE, RCPT_VERIFY_BACKEND };
@@ -109,6 +117,29 @@ struct greyd_conf {
 	int tarpit_stutter;		/* seconds between reply bytes */
 	int tarpit_time;		/* seconds a tarpit session lasts at most */
 	int max_tarpit_sessions;
+
+	/* DNS checks (dns.c, dnsbl.c) */
+	struct conf_list dns_servers;	/* "ip", "ip:port", "[ip6]:port"; none = resolv.conf */
+	struct dnsbl_site *dnsbl_sites;	/* client address lists, postscreen syntax */
+	size_t ndnsbl_sites;
+	int dnsbl_threshold;		/* score >= this: bad client */
+	int dnswl_threshold;		/* score <= this: trusted client */
+	int dnsbl_timeout;		/* seconds to wait for the lists */
+	int dnsbl_min_ttl;		/* seconds a result is cached at least */
+	int dnsbl_max_ttl;		/* and at most */
+	enum conf_action dnsbl_action;	/* reject, greylist or tarpit */
+	int dnsbl_greylist_delay;	/* seconds, for dnsbl_action = greylist */
+	struct dnsbl_site *rhsbl_sender_sites;	/* MAIL FROM domain lists */
+	size_t nrhsbl_sender_sites;
+
+	/* SPF (spf.c) */
+	int spf_workers;		/* threads running libspf2; 0: no SPF */
+	int spf_timeout;		/* seconds a check may take in all */
+	enum conf_action spf_fail_action;	/* accept|reject|tempfail|greylist */
+	enum conf_action spf_softfail_action;
+	enum conf_action spf_temperror_action;
+	enum conf_action spf_permerror_action;
+	bool greylist_spf_key;		/* SPF pass: the domain is the client key */
 
 	/* SMTP server */
 	char hostname[256];		/* default: gethostname() */

@@ -31,22 +31,34 @@ enum greylist_verdict
 greylist_decide(const struct greyd_conf *c, const struct grey_rec *old,
     int64_t now, struct grey_rec *upd, int *wait)
 {
+	return greylist_decide_min(c, old, now, 0, upd, wait);
+}
+
+enum greylist_verdict
+greylist_decide_min(const struct greyd_conf *c, const struct grey_rec *old,
+    int64_t now, int min_delay, struct grey_rec *upd, int *wait)
+{
+	int delay = c->greylist_delay > min_delay ? c->greylist_delay :
+	    min_delay;
+
 	if (old == NULL || old->expire <= now || old->first_seen > now) {
 		memset(upd, 0, sizeof(*upd));
 		upd->first_seen = upd->last_seen = now;
-		upd->pass_after = now + c->greylist_delay;
+		upd->pass_after = now + delay;
 		upd->expire = now + c->greylist_retry_window;
 		upd->attempts = 1;
-		*wait = c->greylist_delay;
+		*wait = delay;
 		/* A zero delay passes the very first attempt. */
-		return c->greylist_delay > 0 ? GREYLIST_NEW : GREYLIST_PASS;
+		return delay > 0 ? GREYLIST_NEW : GREYLIST_PASS;
 	}
 	*upd = *old;
 	upd->last_seen = now;
 	if (upd->attempts < UINT32_MAX)
 		upd->attempts++;
-	if (now < old->pass_after) {
-		*wait = (int)(old->pass_after - now);
+	if (upd->pass_after < old->first_seen + min_delay)
+		upd->pass_after = old->first_seen + min_delay;
+	if (now < upd->pass_after) {
+		*wait = (int)(upd->pass_after - now);
 		return GREYLIST_EARLY;
 	}
 	*wait = 0;

@@ -30,6 +30,14 @@ enum greylist_verdict {
  */
 enum greylist_verdict greylist_decide(const struct greyd_conf *c,
     const struct grey_rec *old, int64_t now, struct grey_rec *upd, int *wait);
+/*
+ * The same with a delay of at least min_delay seconds since the first
+ * attempt (dnsbl_greylist_delay for a DNSBL-listed client): a triplet
+ * created with the ordinary delay is held back until then too.
+ */
+enum greylist_verdict greylist_decide_min(const struct greyd_conf *c,
+    const struct grey_rec *old, int64_t now, int min_delay,
+    struct grey_rec *upd, int *wait);
 
 /* The white record after a pass (old may be NULL) or a delivery. */
 void greylist_white_pass(const struct greyd_conf *c, const struct white_rec *old,

@@ -7,7 +7,11 @@
  *   allow_clients match          -> FAST ... allow=CIDR  (relay_splice)
  *   trapped (trap table)         -> TARPIT (trap_action = tarpit, room left)
  *                                   or a session that rejects every RCPT
- *   white entry in the trust DB  -> FAST ... white=KEY   (relay_splice)
+ *   cached DNS lists: listed     -> greyd's own session (white ignored)
+ *                     trusted    -> FAST ... dnswl score=N lists="..."
+ *   white entry in the trust DB  -> FAST ... white=KEY   (relay_splice;
+ *                                   the DNS lists are looked up meanwhile
+ *                                   for the next connection)
  *   otherwise                    -> greyd's own SMTP session (session_new)
  * allow_clients wins over a trap (the admin said so); a trap wins over a
  * white entry (a trapped client is never treated as whitelisted).  Before
@@ -29,6 +33,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "dnsbl.h"
 #include "greylist.h"
 #include "greyd_limits.h"
 #include "listener.h"
@@ -47,7 +52,7 @@
 /* The route a new connection takes. */
 enum route { ROUTE_SESSION, ROUTE_FAST, ROUTE_TRAPPED };
 
-static int64_t
+int64_t
 monotonic_ms(void)
 {
 	struct timespec ts;
@@ -95,11 +100,35 @@ listener_white(struct server *srv, const struct netaddr *a, char *why,
 	return true;
 }
 
+/*
+ * The cached verdict of the DNS lists: ROUTE_SESSION for a listed client
+ * (its session applies dnsbl_action, even to a whitelisted client),
+ * ROUTE_FAST for a trusted one, -1 when nothing is cached or neither.
+ */
+static int
+listener_dnsbl(struct server *srv, const struct netaddr *a, char *why,
+    size_t whylen)
+{
+	const struct greyd_conf *c = srv->conf;
+	struct dnsbl_result r;
+
+	if (srv->dnsbl == NULL ||
+	    !dnsbl_cached_client(srv->dnsbl, a, monotonic_ms(), &r))
+		return -1;
+	if (r.score >= c->dnsbl_threshold)
+		return ROUTE_SESSION;
+	if (r.score > c->dnswl_threshold)
+		return -1;
+	snprintf(why, whylen, "dnswl score=%d lists=\"%s\"", r.score, r.hits);
+	return ROUTE_FAST;
+}
+
 static enum route
 listener_route(struct server *srv, const struct netaddr *a, const char *addr,
     char *why, size_t whylen)
 {
 	struct trap_rec t;
+	int bl;
 
 	if (listener_allowed(srv->conf, a, why, whylen))
 		return ROUTE_FAST;
@@ -108,7 +137,14 @@ listener_route(struct server *srv, const struct netaddr *a, const char *addr,
 		    (long long)t.expire);
 		return ROUTE_TRAPPED;
 	}
-	return listener_white(srv, a, why, whylen) ? ROUTE_FAST : ROUTE_SESSION;
+	if ((bl = listener_dnsbl(srv, a, why, whylen)) != -1)
+		return (enum route)bl;
+	if (!listener_white(srv, a, why, whylen))
+		return ROUTE_SESSION;
+	/* Look the lists up for this client's next connection. */
+	if (srv->dnsbl != NULL)
+		dnsbl_release(dnsbl_client(srv->dnsbl, a, monotonic_ms()));
+	return ROUTE_FAST;
 }
 
 static unsigned
@@ -171,7 +207,7 @@ listener_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	struct server *srv = arg;
 	struct sockaddr_storage local;
 	socklen_t locallen = sizeof(local);
-	char addr[NETADDR_STRLEN], why[NETADDR_STRLEN + 32];
+	char addr[NETADDR_STRLEN], why[DNSBL_HITS_MAX + 64];
 	const struct client_rec one = { .connections = 1 };
 	struct netaddr a;
 	enum route route;
@@ -286,6 +322,8 @@ listener_sweep_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)limits_sweep(srv->limits, srv->conf, monotonic_ms(),
 	    LIMITS_SWEEP_BATCH);
+	if (srv->dnsbl != NULL)
+		dnsbl_sweep(srv->dnsbl, monotonic_ms(), LIMITS_SWEEP_BATCH);
 }
 
 static struct event *

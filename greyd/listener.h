@@ -35,6 +35,8 @@ struct relay;
 struct tarpit;
 struct limits;
 struct callout;
+struct dns;
+struct dnsbl;
 
 struct server {
 	struct event_base *base;
@@ -49,6 +51,11 @@ struct server {
 	unsigned nsessions, nsplices, ntarpits;
 	struct limits *limits;		/* per-client counters (limits.c) */
 	struct callout *callout;	/* recipient callout state (rcpt.c) */
+	struct dns *dns;		/* the resolver (dns.c) */
+	struct dnsbl *dnsbl;		/* DNS list lookups (dnsbl.c); NULL:
+					 * no dnsbl_sites nor rhsbl sites */
+	struct spf *spf;		/* SPF checks (spf.c); NULL: spf_workers
+					 * = 0 */
 	bool draining;
 	struct event *expire_ev, *checkpoint_ev, *drain_ev, *sweep_ev;
 };
@@ -64,5 +71,7 @@ void listener_session_done(struct server *srv, struct session *s);
 void listener_splice_done(struct server *srv, struct relay *r);
 void listener_tarpit_done(struct server *srv);
 void listener_free(struct server *srv);
+/* CLOCK_MONOTONIC in milliseconds, the clock of every timeout in greyd. */
+int64_t monotonic_ms(void);
 
 #endif

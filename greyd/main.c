@@ -30,6 +30,9 @@
 #include <event2/event.h>
 
 #include "conf.h"
+#include "dns.h"
+#include "dnsbl.h"
+#include "spf.h"
 #include "greyd_limits.h"
 #include "listener.h"
 #include "log.h"
@@ -194,8 +197,14 @@ reload_cb(evutil_socket_t sig, short what, void *arg)
 		free(c);
 		return;
 	}
-	/* Listeners and the database stay as they are until a restart. */
+	/* Listeners, the database and the SPF threads stay as they are until
+	 * a restart. */
 	snprintf(c->db_dir, sizeof(c->db_dir), "%s", srv->conf->db_dir);
+	if (c->spf_workers != srv->conf->spf_workers) {
+		log_warn("spf_workers stays %d until a restart",
+		    srv->conf->spf_workers);
+		c->spf_workers = srv->conf->spf_workers;
+	}
 	conf_free(srv->conf);
 	free(srv->conf);
 	srv->conf = c;
@@ -204,6 +213,8 @@ reload_cb(evutil_socket_t sig, short what, void *arg)
 	if (rcpt_load_maps(c, srv->db, (int64_t)time(NULL), err,
 	    sizeof(err)) != 0)
 		log_err("maps not reloaded, the previous ones stay: %s", err);
+	if (dns_reconfigure(srv->dns, c, err, sizeof(err)) != 0)
+		log_err("dns_servers not changed: %s", err);
 }
 
 static void
@@ -252,6 +263,22 @@ run(struct server *srv, const struct options *opt)
 	if (srv->base == NULL ||
 	    event_base_priority_init(srv->base, EV_PRIORITIES) != 0)
 		goto out;
+	/* c-ares retries once: two tries fit in dnsbl_timeout. */
+	if ((srv->dns = dns_new(srv->base, srv->conf,
+	    srv->conf->dnsbl_timeout * 1000 / 2, err, sizeof(err))) == NULL) {
+		log_err("%s", err);
+		goto out;
+	}
+	if ((srv->dnsbl = dnsbl_new(srv->base, srv->dns, &srv->conf)) ==
+	    NULL) {
+		log_err("out of memory");
+		goto out;
+	}
+	if ((srv->spf = spf_new(srv->base, srv->dns, &srv->conf, err,
+	    sizeof(err))) == NULL && err[0] != '\0') {
+		log_err("%s", err);
+		goto out;
+	}
 	sg.hup = evsignal_new(srv->base, SIGHUP, reload_cb, &sg);
 	sg.term = evsignal_new(srv->base, SIGTERM, term_cb, &sg);
 	sg.intr = evsignal_new(srv->base, SIGINT, term_cb, &sg);
@@ -271,6 +298,12 @@ run(struct server *srv, const struct options *opt)
 	rc = 0;
 out:
 	listener_free(srv);
+	/* Sessions are gone: no check waits; the workers stop before the
+	 * resolver they use goes, and dns_free completes its queries. */
+	if (srv->spf != NULL)
+		spf_free(srv->spf);
+	dns_free(srv->dns);
+	dnsbl_free(srv->dnsbl);
 	if (sg.hup != NULL)
 		event_free(sg.hup);
 	if (sg.term != NULL)

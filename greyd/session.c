@@ -40,6 +40,7 @@
  * tarpit (pregreet, protocol error, trap with action tarpit) gives its
  * socket to tarpit.c and ends.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -57,10 +58,12 @@
 #include "listener.h"
 #include "log.h"
 #include "netaddr.h"
+#include "dnsbl.h"
 #include "rcpt.h"
 #include "relay.h"
 #include "session.h"
 #include "smtp.h"
+#include "spf.h"
 #include "tarpit.h"
 #include "trustdb.h"
 
@@ -76,6 +79,8 @@ enum session_state { SS_COMMAND, SS_GREET, SS_BACKEND, SS_DATA, SS_CLOSING };
 enum session_await {
 	AW_NONE, AW_OPEN, AW_MAIL, AW_RCPT, AW_DATA, AW_STREAM, AW_DOT, AW_RSET,
 	AW_CALLOUT,	/* not the relay: rcpt.c's callout for s->rcpt */
+	AW_DNSBL,	/* not the relay: dnsbl.c's lookups */
+	AW_SPF,		/* not the relay: spf.c's check of MAIL FROM */
 };
 
 struct session {
@@ -102,6 +107,13 @@ struct session {
 	unsigned unknown_rcpts;	/* 550 5.1.1 answers in this session */
 	unsigned messages;	/* transactions (MAIL) in this session */
 	struct rcpt_query *callout;
+	struct dnsbl_lookup *bl_client;	/* dnsbl_sites, from the connect */
+	struct dnsbl_lookup *bl_sender;	/* rhsbl_sender_sites, from MAIL */
+	bool bl_client_seen;	/* its verdict is taken (and logged) */
+	bool bl_sender_seen;
+	bool bl_greylist;	/* listed, dnsbl_action = greylist */
+	bool dnswl;		/* trusted by the DNS whitelists */
+	struct spf_check *spf;	/* in flight, from MAIL */
 	struct event *greet_ev;	/* the end of greet_wait */
 
 	/* HELO/EHLO */
@@ -117,6 +129,9 @@ struct session {
 	char pending[SMTP_PATH_MAX + SMTP_PARAMS_MAX + 16];	/* command to send to the backend */
 	char rcpt[SMTP_PATH_MAX];		/* recipient of the pending RCPT */
 	char rcpt_params[SMTP_PARAMS_MAX];	/* and its parameters */
+	bool spf_greylist;	/* SPF action greylist: even if white */
+	char *spf_key;		/* "spf:domain" after a pass, or NULL */
+	char *spf_received;	/* the Received-SPF line, or NULL */
 	unsigned nrcpt;		/* recipients the backend accepted */
 	unsigned nrcpt_seen;
 	long long data_bytes;
@@ -186,6 +201,10 @@ session_close(struct session *s)
 		rcpt_cancel(s->callout);
 		s->callout = NULL;
 	}
+	if (s->spf != NULL) {
+		spf_cancel(s->spf);
+		s->spf = NULL;
+	}
 	if (s->greet_ev != NULL) {
 		event_free(s->greet_ev);
 		s->greet_ev = NULL;
@@ -222,6 +241,10 @@ session_reset_txn(struct session *s)
 	s->nrcpt = s->nrcpt_seen = 0;
 	s->data_bytes = 0;
 	s->data_error = NULL;
+	s->spf_greylist = false;
+	free(s->spf_key);
+	free(s->spf_received);
+	s->spf_key = s->spf_received = NULL;
 }
 
 /* Drop the backend connection (it has no transaction worth keeping). */
@@ -349,6 +372,9 @@ session_caught(struct session *s, enum reject_reason reason,
 		session_count_reject(s, reason);
 		break;
 	case ACTION_REJECT:
+	case ACTION_GREYLIST:		/* conf.c never allows these here */
+	case ACTION_ACCEPT:
+	case ACTION_TEMPFAIL:
 		session_count_reject(s, reason);
 		break;
 	}
@@ -390,9 +416,12 @@ session_greylist(struct session *s, const char *rcpt)
 	size_t klen;
 	int rc, wait;
 	int64_t now = now_sec();
+	/* SPF pass: the triplet names the domain, not the address */
+	const char *tclient = s->spf_key != NULL ? s->spf_key : ckey;
 
 	greylist_client_key(c, &s->addr, ckey, sizeof(ckey));
-	klen = greylist_triplet_key(tkey, sizeof(tkey), ckey, s->sender, rcpt);
+	klen = greylist_triplet_key(tkey, sizeof(tkey), tclient, s->sender,
+	    rcpt);
 	rc = klen == 0 ? -1 : trustdb_get_grey(s->srv->db, tkey, klen, &old);
 	if (rc < 0) {
 		log_warn("TEMPFAIL [%s]:%u from=<%s> to=<%s> trust database error",
@@ -400,12 +429,15 @@ session_greylist(struct session *s, const char *rcpt)
 		session_reply(s, "451 4.3.0 <%s>: Temporary lookup failure", rcpt);
 		return GREY_ANSWERED;
 	}
-	v = greylist_decide(c, rc == 0 ? &old : NULL, now, &upd, &wait);
+	v = greylist_decide_min(c, rc == 0 ? &old : NULL, now,
+	    s->bl_greylist ? c->dnsbl_greylist_delay : 0, &upd, &wait);
 	if (v != GREYLIST_PASS) {
 		(void)trustdb_put_grey(s->srv->db, tkey, klen, &upd);
 		s->count.greylisted++;
-		log_info("GREY [%s]:%u from=<%s> to=<%s> delay=%d attempts=%u",
-		    s->addrstr, s->port, s->sender, rcpt, wait, upd.attempts);
+		log_info("GREY [%s]:%u from=<%s> to=<%s> delay=%d attempts=%u"
+		    "%s%s", s->addrstr, s->port, s->sender, rcpt, wait,
+		    upd.attempts, s->spf_key != NULL ? " key=" : "",
+		    s->spf_key != NULL ? s->spf_key : "");
 		session_reply(s, "451 4.7.1 <%s>: Greylisted, try again in %d "
 		    "seconds", rcpt, wait);
 		return GREY_ANSWERED;
@@ -420,9 +452,11 @@ session_greylist(struct session *s, const char *rcpt)
 	s->white = true;
 	s->count.passed++;
 	log_info("PASS [%s]:%u from=<%s> to=<%s> waited=%lld white=%s "
-	    "passes=%u/%d", s->addrstr, s->port, s->sender, rcpt,
+	    "passes=%u/%d%s%s", s->addrstr, s->port, s->sender, rcpt,
 	    rc == 0 ? (long long)(now - old.first_seen) : 0LL, ckey, w.passes,
-	    c->auto_whitelist_after > 1 ? c->auto_whitelist_after : 1);
+	    c->auto_whitelist_after > 1 ? c->auto_whitelist_after : 1,
+	    s->spf_key != NULL ? " key=" : "",
+	    s->spf_key != NULL ? s->spf_key : "");
 	return GREY_FORWARD;
 }
 
@@ -492,7 +526,9 @@ session_rcpt_checked(struct session *s, enum rcpt_verdict v, const char *why)
 	if (greylist_exempt(c, s->rcpt))
 		log_info("EXEMPT [%s]:%u from=<%s> to=<%s>", s->addrstr,
 		    s->port, s->sender, s->rcpt);
-	else if (!s->white && session_greylist(s, s->rcpt) == GREY_ANSWERED)
+	else if ((s->bl_greylist || s->spf_greylist ||
+	    (!s->white && !s->dnswl)) &&
+	    session_greylist(s, s->rcpt) == GREY_ANSWERED)
 		return;
 	snprintf(s->pending, sizeof(s->pending), "RCPT TO:<%s>%s%s", s->rcpt,
 	    s->rcpt_params[0] != '\0' ? " " : "", s->rcpt_params);
@@ -535,6 +571,119 @@ session_rcpt_verify(struct session *s)
 		session_resume(s);
 }
 
+/* ---- RCPT: the DNS lists ---- */
+
+/* Log the verdict of a lookup once: its score, the lists hit, the silent. */
+static void
+session_dnsbl_log(struct session *s, const char *what,
+    const struct dnsbl_result *r, const char *verdict)
+{
+	if (r->score == 0 && r->silent[0] == '\0')
+		return;
+	log_info("DNSBL [%s]:%u from=<%s> %s score=%d lists=\"%s\"%s%s%s "
+	    "%s", s->addrstr, s->port, s->sender, what, r->score, r->hits,
+	    r->silent[0] != '\0' ? " silent=\"" : "", r->silent,
+	    r->silent[0] != '\0' ? "\"" : "", verdict);
+}
+
+/* Listed: reject, tarpit, or greylist with dnsbl_greylist_delay. */
+static bool
+session_dnsbl_listed(struct session *s, const struct dnsbl_result *r,
+    bool sender)
+{
+	const struct greyd_conf *c = conf_of(s);
+	char reply[SMTP_LINE_MAX - 1];	/* a reply line: 510 + NUL */
+	const char *at;
+	int n;
+
+	if (c->dnsbl_action == ACTION_GREYLIST) {
+		s->bl_greylist = true;
+		return false;
+	}
+	session_count_reject(s, REJECT_DNSBL);
+	if (sender) {
+		at = strrchr(s->sender, '@');
+		n = snprintf(reply, sizeof(reply), "554 5.7.1 <%s>: Sender "
+		    "address rejected: domain %s blocked using %s%s%s", s->sender,
+		    at != NULL ? at + 1 : "", r->top, r->txt[0] != '\0' ?
+		    "; " : "", r->txt);
+	} else {
+		n = snprintf(reply, sizeof(reply), "554 5.7.1 Service "
+		    "unavailable; client [%s] blocked using %s%s%s", s->addrstr,
+		    r->top, r->txt[0] != '\0' ? "; " : "", r->txt);
+	}
+	if (n >= (int)sizeof(reply))	/* a long TXT is cut, the line kept */
+		log_debug("session [%s]:%u: DNSBL reply cut to %zu octets",
+		    s->addrstr, s->port, sizeof(reply) - 1);
+	log_info("REJECT [%s]:%u from=<%s> to=<%s> dnsbl %s score=%d "
+	    "action=%s", s->addrstr, s->port, s->sender, s->rcpt, r->top,
+	    r->score, conf_action_name(c->dnsbl_action));
+	if (c->dnsbl_action == ACTION_TARPIT &&
+	    session_tarpit(s, reply, "dnsbl", false))
+		return true;
+	session_reply(s, "%s", reply);
+	return true;
+}
+
+/* One lookup's verdict: true if the RCPT is answered. */
+static bool
+session_dnsbl_verdict(struct session *s, struct dnsbl_lookup *l, bool sender,
+    bool *seen)
+{
+	const struct greyd_conf *c = conf_of(s);
+	struct dnsbl_result r;
+	bool listed, trusted;
+
+	if (l == NULL)
+		return false;
+	dnsbl_result(l, &r);
+	listed = r.score >= c->dnsbl_threshold;
+	/* a sender domain is forged at will: it never earns trust */
+	trusted = !sender && r.score <= c->dnswl_threshold;
+	if (!*seen) {
+		*seen = true;
+		session_dnsbl_log(s, sender ? "sender" : "client", &r,
+		    listed ? "listed" : trusted ? "trusted" : "not listed");
+		if (trusted)
+			s->dnswl = true;
+	}
+	return listed && session_dnsbl_listed(s, &r, sender);
+}
+
+static void session_rcpt_dnsbl(struct session *s);
+
+static void
+session_dnsbl_ready(void *arg)
+{
+	struct session *s = arg;
+
+	s->await = AW_NONE;
+	session_rcpt_dnsbl(s);
+	if (s->state == SS_BACKEND && s->await == AW_NONE)
+		session_resume(s);
+}
+
+/* Wait for the lookups (the first RCPT is where they are needed), decide. */
+static void
+session_rcpt_dnsbl(struct session *s)
+{
+	struct dnsbl_lookup *l = NULL;
+
+	if (s->bl_client != NULL && !dnsbl_done(s->bl_client))
+		l = s->bl_client;
+	else if (s->bl_sender != NULL && !dnsbl_done(s->bl_sender))
+		l = s->bl_sender;
+	if (l != NULL && dnsbl_wait(l, session_dnsbl_ready, s)) {
+		session_suspend(s);
+		s->await = AW_DNSBL;
+		return;
+	}
+	if (session_dnsbl_verdict(s, s->bl_client, false, &s->bl_client_seen) ||
+	    session_dnsbl_verdict(s, s->bl_sender, true, &s->bl_sender_seen))
+		return;
+	session_rcpt_verify(s);
+}
+
 static void
 session_rcpt(struct session *s, const struct smtp_command *cmd)
 {
@@ -570,7 +719,109 @@ session_rcpt(struct session *s, const struct smtp_command *cmd)
 		session_spamtrap(s);
 		return;
 	}
-	session_rcpt_verify(s);
+	session_rcpt_dnsbl(s);
+}
+
+/* ---- MAIL: SPF ---- */
+
+/* The configured action for a result (pass, none and neutral: accept). */
+static enum conf_action
+spf_action_for(const struct greyd_conf *c, enum spf_result r)
+{
+	switch (r) {
+	case SPF_R_FAIL:
+		return c->spf_fail_action;
+	case SPF_R_SOFTFAIL:
+		return c->spf_softfail_action;
+	case SPF_R_TEMPERROR:
+		return c->spf_temperror_action;
+	case SPF_R_PERMERROR:
+		return c->spf_permerror_action;
+	default:
+		return ACTION_ACCEPT;
+	}
+}
+
+/*
+ * Refuse MAIL with the RFC 7372 codes: x.7.23 when the check failed (fail,
+ * softfail), x.7.24 when it could not be made (temperror, permerror); 550
+ * for reject, 451 for tempfail.
+ */
+static void
+session_spf_refuse(struct session *s, const struct spf_answer *a,
+    enum conf_action act)
+{
+	bool error = a->result == SPF_R_TEMPERROR ||
+	    a->result == SPF_R_PERMERROR;
+	bool temp = act == ACTION_TEMPFAIL;
+	const char *why = a->result == SPF_R_FAIL ? a->explanation : a->reason;
+
+	session_count_reject(s, REJECT_SPF);
+	session_reply(s, "%s %s.7.%s SPF %s for <%s>: %s %s%s%s%s",
+	    temp ? "451" : "550", temp ? "4" : "5", error ? "24" : "23",
+	    !error ? "check failed" : a->result == SPF_R_TEMPERROR ?
+	    "temporary error" : "permanent error", s->sender,
+	    spf_result_name(a->result), a->domain, why[0] != '\0' ? ": " : "",
+	    why, temp ? "; try again later" : "");
+	session_reset_txn(s);
+}
+
+/* Keep what the transaction needs: the header, the greylist key. */
+static void
+session_spf_accept(struct session *s, const struct spf_answer *a,
+    enum conf_action act)
+{
+	const struct greyd_conf *c = conf_of(s);
+	size_t i;
+
+	s->spf_greylist = act == ACTION_GREYLIST;
+	if (a->received[0] != '\0' &&
+	    (s->spf_received = strdup(a->received)) == NULL)
+		log_warn("session [%s]:%u: out of memory for Received-SPF",
+		    s->addrstr, s->port);
+	if (a->result != SPF_R_PASS || !c->greylist_spf_key ||
+	    s->spf_greylist || a->domain[0] == '\0')
+		return;
+	if (asprintf(&s->spf_key, "spf:%s", a->domain) == -1) {
+		s->spf_key = NULL;
+		return;
+	}
+	for (i = 4; s->spf_key[i] != '\0'; i++)
+		s->spf_key[i] = (char)tolower((unsigned char)s->spf_key[i]);
+}
+
+static void
+session_spf_done(const struct spf_answer *a, void *arg)
+{
+	struct session *s = arg;
+	enum conf_action act = spf_action_for(conf_of(s), a->result);
+
+	s->spf = NULL;
+	s->await = AW_NONE;
+	log_info("SPF [%s]:%u from=<%s> helo=<%s> identity=%s domain=%s "
+	    "result=%s action=%s%s%s%s ms=%lld", s->addrstr, s->port,
+	    s->sender, s->helo, a->helo ? "helo" : "mailfrom", a->domain,
+	    spf_result_name(a->result), conf_action_name(act),
+	    a->reason[0] != '\0' ? " reason=\"" : "", a->reason,
+	    a->reason[0] != '\0' ? "\"" : "", (long long)a->elapsed_ms);
+	if (act == ACTION_REJECT || act == ACTION_TEMPFAIL)
+		session_spf_refuse(s, a, act);
+	else {
+		session_spf_accept(s, a, act);
+		session_reply(s, "250 2.1.0 Ok");
+	}
+	if (s->state == SS_BACKEND && s->await == AW_NONE)
+		session_resume(s);
+}
+
+/* RFC 7208 §9.1: the Received-SPF header goes first in the message. */
+static void
+session_received_spf(struct session *s)
+{
+	if (s->spf_received == NULL || s->relay == NULL)
+		return;
+	relay_data(s->relay, s->spf_received, strlen(s->spf_received));
+	relay_data(s->relay, "\r\n", 2);
 }
 
 /* ---- the backend ---- */
@@ -683,9 +934,9 @@ session_backend_reply(void *arg, int code, const char *reply, size_t len)
 	struct session *s = arg;
 	enum session_await aw = s->await;
 
-	if (aw == AW_CALLOUT) {
-		/* The relay is idle while a callout is out: this can only be
-		 * its failure; the session goes on waiting for the callout. */
+	if (aw == AW_CALLOUT || aw == AW_DNSBL || aw == AW_SPF) {
+		/* The relay is idle while a callout or a DNS lookup is out:
+		 * this can only be its failure; the session goes on waiting. */
 		session_drop_relay(s, false);
 		return;
 	}
@@ -723,6 +974,7 @@ session_backend_reply(void *arg, int code, const char *reply, size_t len)
 	case AW_DATA:
 		session_relay_reply(s, reply, len);
 		if (code == 354) {
+			session_received_spf(s);
 			s->state = SS_DATA;
 			s->await = AW_STREAM;
 			s->data_bytes = 0;
@@ -791,6 +1043,20 @@ session_ehlo(struct session *s, const struct smtp_command *cmd)
 	session_reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
+/* Start the RHSBL lookup of the sender's domain (none for <>). */
+static void
+session_dnsbl_sender(struct session *s)
+{
+	const char *at = strrchr(s->sender, '@');
+
+	dnsbl_release(s->bl_sender);
+	s->bl_sender = NULL;
+	s->bl_sender_seen = false;
+	if (s->srv->dnsbl != NULL && at != NULL && at[1] != '\0')
+		s->bl_sender = dnsbl_sender(s->srv->dnsbl, at + 1,
+		    monotonic_ms());
+}
+
 static void
 session_mail(struct session *s, const struct smtp_command *cmd)
 {
@@ -822,7 +1088,16 @@ session_mail(struct session *s, const struct smtp_command *cmd)
 	s->mail_seen = true;
 	snprintf(s->sender, sizeof(s->sender), "%s", cmd->addr);
 	snprintf(s->mail_params, sizeof(s->mail_params), "%s", cmd->params);
-	session_reply(s, "250 2.1.0 Ok");
+	session_dnsbl_sender(s);
+	if (s->srv->spf == NULL) {
+		session_reply(s, "250 2.1.0 Ok");
+		return;
+	}
+	/* The answer to MAIL waits for SPF; input stays buffered. */
+	session_suspend(s);
+	s->await = AW_SPF;
+	s->spf = spf_check(s->srv->spf, &s->addr, s->helo, s->sender,
+	    session_spf_done, s);
 }
 
 static void
@@ -1333,6 +1608,10 @@ session_new(struct server *srv, evutil_socket_t fd,
 	bufferevent_enable(s->bev, EV_READ);
 	TAILQ_INSERT_TAIL(&srv->sessions, s, entry);
 	srv->nsessions++;
+	/* Every list asked now; the answers are needed at the first RCPT. */
+	if (srv->dnsbl != NULL && !s->trapped)
+		s->bl_client = dnsbl_client(srv->dnsbl, &s->addr,
+		    monotonic_ms());
 	if (session_greet_due(s))
 		session_greet_start(s);
 	else
@@ -1371,6 +1650,11 @@ session_free(struct session *s)
 	session_flush_counters(s);
 	if (s->callout != NULL)
 		rcpt_cancel(s->callout);
+	if (s->spf != NULL)
+		spf_cancel(s->spf);
+	session_reset_txn(s);
+	dnsbl_release(s->bl_client);
+	dnsbl_release(s->bl_sender);
 	if (s->greet_ev != NULL)
 		event_free(s->greet_ev);
 	limits_disconnect(srv->limits, &s->addr);

@@ -84,15 +84,6 @@ struct tarpit {
 static void tarpit_tick_cb(evutil_socket_t fd, short what, void *arg);
 static void tarpit_read_cb(evutil_socket_t fd, short what, void *arg);
 
-static int64_t
-monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* prefix + text (up to its first CR or LF, cut to fit) + CRLF into buf. */
 static size_t
 tarpit_line(char *buf, const char *prefix, const char *text)

@@ -28,6 +28,21 @@
 #      cache for 10,000 addresses, the measured pass asks for them again
 #      (the log shows that no callout happens then).  No target in the
 #      issue; the reference is greylist RCPTs/s (a grey entry written each).
+#   f) DNS lists: rbldnsd serves 5 lists (nobody listed), reached through
+#      tools/dnsdelay, which holds back the queries of one list by 200 ms.
+#      greyload -m grey -c 10: session p50 with the 5 lists minus p50 with
+#      none is the latency the lists add; target <= 250 ms (the slowest list,
+#      not 5 x 200 ms).  Then lookups/s: 5 fast lists straight to rbldnsd,
+#      greyload -m grey -c BENCH_CONCURRENCY from new addresses (5 A
+#      queries a session),
+#      and again over the same addresses with the cache warm.  Reference:
+#      the same sessions with no lists.
+#   g) SPF: tools/greyspf -b (greyd's SPF path, 2 workers) runs BENCH_SPF
+#      checks of distinct sender domains against unbound (record
+#      "v=spf1 include:_spf.spf.bench ~all", two lookups a check): checks/s.
+#      Then greylist sessions/s of greyd (a)'s load) with spf_workers = 0,
+#      and with spf_workers = 2 while greyspf-like SPF load runs inside it
+#      (every session's MAIL FROM is checked): target >= 0.8 of the first.
 #
 # CPU placement (2 cores): greyd on core 0, greyload on core 1.  The
 # smtp-sink of a)'s reference run (and of BENCH_DRY=1) takes greyd's core 0.
@@ -44,7 +59,8 @@
 # to a temp dir (kept with BENCH_KEEP=1).  Knobs (environment):
 #   BENCH_SECONDS=10 BENCH_SESSIONS=50000 BENCH_CONCURRENCY=200
 #   BENCH_MESSAGES=10 (per relay session) BENCH_BODY=1024 BENCH_IDLE=10000
-#   BENCH_TARPITS=20000 BENCH_ONLY="a b c d e"  BENCH_SINK_CPU=
+#   BENCH_TARPITS=20000 BENCH_SPF=20000 BENCH_ONLY="a b c d e f g"
+#   BENCH_SINK_CPU=
 #   BENCH_B_SHARED=0  BENCH_KEEP=0
 #   BENCH_DRY=1  no greyd: a second smtp-sink stands in for it, to check this
 #                script's plumbing only (the figures are then not greyd's).
@@ -64,7 +80,10 @@ MESSAGES=${BENCH_MESSAGES:-10}
 BODY=${BENCH_BODY:-1024}
 IDLE=${BENCH_IDLE:-10000}
 TARPITS=${BENCH_TARPITS:-20000}
-ONLY=${BENCH_ONLY:-a b c d e}
+SPF_N=${BENCH_SPF:-20000}
+ONLY=${BENCH_ONLY:-a b c d e f g}
+GREYSPF=$B/tools/greyspf
+DNSDELAY=$(dirname "$0")/dnsdelay
 DRY=${BENCH_DRY:-0}
 SINK_CPU=${BENCH_SINK_CPU:-}
 B_SHARED=${BENCH_B_SHARED:-0}
@@ -77,6 +96,10 @@ SRC_C=127.3.0.1-127.3.255.254
 SRC_D=127.5.0.1-127.5.255.254
 SRC_D_NORMAL=127.6.0.1-127.6.255.254
 SRC_E=127.7.0.1-127.7.255.254
+SRC_F0=127.8.0.1-127.8.255.254
+SRC_F1=127.9.0.1-127.9.255.254
+SRC_F2=127.10.0.1-127.10.255.254
+SRC_G=127.11.0.1-127.11.255.254
 
 PORT_LOCK_DIR=/tmp/greydtest-ports	# shared with t/lib/GreydTest.pm
 PIDS=""
@@ -493,6 +516,173 @@ session_message_limit = 1000"
 	    "10,000 cached answers; callouts during the run: $((c2 - c1)); uncached (warm-up, 1 client): $(field "$TMP/e.warm" messages_per_s)/s"
 }
 
+# start_rbldnsd PORT ZONESPEC...: rbldnsd (UDP) on 127.0.0.1:PORT; sets
+# DNS_PID.  It runs as the rbldns user: its files must be readable by it.
+start_rbldnsd() {
+	port=$1
+	shift
+	rbldnsd -n -u rbldns -b "127.0.0.1/$port" "$@" > "$TMP/rbldnsd-$port.log" 2>&1 &
+	DNS_PID=$!
+	PIDS="$PIDS $DNS_PID"
+	sleep 0.5
+	kill -0 "$DNS_PID" 2>/dev/null || { cat "$TMP/rbldnsd-$port.log" >&2; return 1; }
+}
+
+# f) DNS lists: the latency a slow list adds, lookups/s cold and warm
+bench_f() {
+	say ""
+	say "== f) DNS lists: 5 lists, one 200 ms late (tools/dnsdelay); lookups/s"
+	if [ "$DRY" = 1 ]; then
+		row "DNSBL added latency ms" - 250 "<=" "BENCH_DRY=1"
+		return
+	fi
+	zd=$TMP/zones
+	mkdir -p "$zd" && chmod 755 "$TMP" "$zd"
+	specs=""
+	for z in l1 l2 l3 l4 slow; do
+		printf ':127.0.0.2:listed\n127.255.255.254\n' > "$zd/$z"
+		chmod 644 "$zd/$z"
+		specs="$specs $z.bench:ip4set:$zd/$z"
+	done
+	sites="l1.bench l2.bench l3.bench l4.bench slow.bench"
+	sp=$(free_port) && gp=$(free_port) && rp=$(free_port) && dp=$(free_port) || exit 1
+	# shellcheck disable=SC2086
+	start_rbldnsd "$rp" $specs || { row "DNSBL added latency ms" - 250 "<=" "rbldnsd failed"; return; }
+	rbl=$DNS_PID
+	perl "$DNSDELAY" -l "127.0.0.1:$dp" -u "127.0.0.1:$rp" -d 0.2 -m '\.slow\.bench\.$' > "$TMP/dnsdelay.log" 2>&1 &
+	delay=$!
+	PIDS="$PIDS $delay"
+	sleep 0.5
+	start_sink "$sp" "$SINK_CPU" "$TMP/sink-f.log" || return
+	sink=$SINK_PID
+	lat="-m grey -c 10 -n 300"
+	GREYD_EXTRA="dns_servers = 127.0.0.1:$dp"
+	start_greyd f0 "$gp" "$sp" "" || { stop "$sink"; return; }
+	# shellcheck disable=SC2086
+	load "$TMP/f.none" -s "127.0.0.1:$gp" $lat -a "$SRC_F0"
+	stop "$GREYD_PID"
+	GREYD_EXTRA="dns_servers = 127.0.0.1:$dp
+dnsbl_sites = $sites"
+	start_greyd f1 "$gp" "$sp" "" || { stop "$sink"; return; }
+	GREYD_EXTRA=""
+	# shellcheck disable=SC2086
+	load "$TMP/f.slow" -s "127.0.0.1:$gp" $lat -a "$SRC_F1"
+	stop "$GREYD_PID"
+	say "no lists:          $(sed -n 's/^session ms: //p' "$TMP/f.none")"
+	say "5 lists, 1 slow:   $(sed -n 's/^session ms: //p' "$TMP/f.slow")"
+	added=$(awk -v a="$(field "$TMP/f.slow" p50_ms)" -v b="$(field "$TMP/f.none" p50_ms)" \
+	    'BEGIN { if (a == "" || b == "") print "-"; else printf "%.1f\n", a - b }')
+	row "DNSBL added latency ms (p50)" "$added" 250 "<=" \
+	    "slowest list 200 ms; the 5 in a row would add >= 200 + 4 round trips"
+
+	GREYD_EXTRA="dns_servers = 127.0.0.1:$rp
+dnsbl_sites = $sites"
+	start_greyd f2 "$gp" "$sp" "" || { stop "$sink"; return; }
+	GREYD_EXTRA=""
+	args="-m grey -c $CONC -t $SECONDS_ -a $SRC_F2"
+	# shellcheck disable=SC2086
+	load "$TMP/f.cold" -s "127.0.0.1:$gp" $args
+	n=$(field "$TMP/f.cold" ok)
+	# shellcheck disable=SC2086
+	load "$TMP/f.warm" -s "127.0.0.1:$gp" -m grey -c "$CONC" -n "${n:-1000}" -a "$SRC_F2" -o 9000000
+	silent=$(grep -c 'silent=' "$GREYD_LOG")
+	stop "$GREYD_PID"
+	stop "$sink"
+	stop "$delay"
+	stop "$rbl"
+	say "cold (new clients): $(sed -n 's/^rate: //p' "$TMP/f.cold"); $(replies "$TMP/f.cold")"
+	say "warm (same clients): $(sed -n 's/^rate: //p' "$TMP/f.warm"); $(replies "$TMP/f.warm")"
+	lps=$(awk -v s="$(field "$TMP/f.cold" sessions_per_s)" 'BEGIN { if (s == "") print "-"; else printf "%.0f\n", s * 5 }')
+	row "DNSBL lookups/s (5 lists, cold)" "$lps" - ">=" \
+	    "$(field "$TMP/f.cold" sessions_per_s) clients/s x 5 A queries; lists timed out: $silent; no lists: see a)"
+	row "DNSBL clients/s, cache warm" "$(field "$TMP/f.warm" sessions_per_s)" - ">=" \
+	    "the same clients again, every result cached"
+}
+
+# start_unbound PORT: unbound on 127.0.0.1:PORT serving the SPF zones of
+# g) from memory (nothing leaves the machine); sets DNS_PID.
+start_unbound() {
+	cat > "$TMP/unbound.conf" <<-EOF
+	server:
+	  interface: 127.0.0.1@$1
+	  port: $1
+	  do-daemonize: no
+	  username: ""
+	  chroot: ""
+	  directory: "$TMP"
+	  pidfile: ""
+	  use-syslog: no
+	  logfile: "$TMP/unbound.log"
+	  verbosity: 0
+	  num-threads: 1
+	  so-reuseport: no
+	  access-control: 127.0.0.0/8 allow
+	  do-not-query-localhost: yes
+	  module-config: "iterator"
+	  local-zone: "example." redirect
+	  local-data: "example. 300 IN TXT \"v=spf1 include:_spf.spf.bench ~all\""
+	  local-zone: "spf.bench." static
+	  local-data: "_spf.spf.bench. 300 IN TXT \"v=spf1 ip4:127.0.0.0/8 -all\""
+	  local-zone: "." static
+	remote-control:
+	  control-enable: no
+	EOF
+	unbound -d -c "$TMP/unbound.conf" > "$TMP/unbound.out" 2>&1 &
+	DNS_PID=$!
+	PIDS="$PIDS $DNS_PID"
+	sleep 0.5
+	kill -0 "$DNS_PID" 2>/dev/null || { cat "$TMP/unbound.out" "$TMP/unbound.log" >&2; return 1; }
+}
+
+# g) SPF checks/s with 2 workers; greylist sessions/s with and without SPF
+bench_g() {
+	say ""
+	say "== g) SPF: greyspf -b -w 2, $SPF_N checks; greylist sessions/s with SPF load"
+	if [ "$DRY" = 1 ]; then
+		row "SPF checks/s (2 workers)" - - ">=" "BENCH_DRY=1"
+		return
+	fi
+	up=$(free_port) && sp=$(free_port) && gp=$(free_port) || exit 1
+	start_unbound "$up" || { row "SPF checks/s (2 workers)" - - ">=" "unbound failed"; return; }
+	ub=$DNS_PID
+	awk -v n="$SPF_N" 'BEGIN { for (i = 0; i < n; i++)
+		printf "127.11.%d.%d\thelo.example\ts@d%d.example\n", int(i / 250) % 250, i % 250 + 1, i }' > "$TMP/spf.in"
+	t0=$(date +%s.%N)
+	# shellcheck disable=SC2046
+	$(pin 0) "$GREYSPF" -s "127.0.0.1:$up" -w 2 -b < "$TMP/spf.in" > "$TMP/spf.out" 2> "$TMP/spf.err"
+	t1=$(date +%s.%N)
+	pass=$(grep -c '^pass' "$TMP/spf.out")
+	say "greyspf: $(wc -l < "$TMP/spf.out") results, $pass pass, in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
+	cps=$(awk -v a="$t0" -v b="$t1" -v n="$pass" 'BEGIN { if (n == 0) print "-"; else printf "%.0f\n", n / (b - a) }')
+	row "SPF checks/s (2 workers)" "$cps" - ">=" "2 lookups a check (TXT, include TXT) against unbound"
+
+	start_sink "$sp" "$SINK_CPU" "$TMP/sink-g.log" || return
+	sink=$SINK_PID
+	args="-m grey -c $CONC -t $SECONDS_ -a $SRC_G"
+	GREYD_EXTRA="spf_workers = 0"
+	start_greyd g0 "$gp" "$sp" "" || { stop "$sink"; return; }
+	# shellcheck disable=SC2086
+	load "$TMP/g.nospf" -s "127.0.0.1:$gp" $args
+	stop "$GREYD_PID"
+	GREYD_EXTRA="spf_workers = 2
+dns_servers = 127.0.0.1:$up
+greylist_spf_key = no"
+	start_greyd g1 "$gp" "$sp" "" || { stop "$sink"; return; }
+	GREYD_EXTRA=""
+	# shellcheck disable=SC2086
+	load "$TMP/g.spf" -s "127.0.0.1:$gp" $args -o 7000000
+	checked=$(grep -c ' SPF \[' "$GREYD_LOG")
+	stop "$GREYD_PID"
+	stop "$sink"
+	stop "$ub"
+	say "spf_workers = 0: $(sed -n 's/^rate: //p' "$TMP/g.nospf"); $(replies "$TMP/g.nospf")"
+	say "spf_workers = 2: $(sed -n 's/^rate: //p' "$TMP/g.spf"); $(replies "$TMP/g.spf"); SPF log lines: $checked"
+	ratio=$(awk -v a="$(field "$TMP/g.spf" sessions_per_s)" -v b="$(field "$TMP/g.nospf" sessions_per_s)" \
+	    'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f\n", a / b }')
+	row "greylist/s with SPF / without" "$ratio" 0.8 ">=" \
+	    "$(field "$TMP/g.spf" sessions_per_s)/s with every MAIL checked vs $(field "$TMP/g.nospf" sessions_per_s)/s"
+}
+
 # ------------------------------------------------------------------ main
 
 [ -x "$GREYLOAD" ] || { warn "$GREYLOAD missing: run make"; exit 1; }
@@ -543,7 +733,9 @@ for b in $ONLY; do
 	c) bench_c ;;
 	d) bench_d ;;
 	e) bench_e ;;
-	*) warn "unknown benchmark $b (want a, b, c, d, e)"; ERRORS=$((ERRORS + 1)) ;;
+	f) bench_f ;;
+	g) bench_g ;;
+	*) warn "unknown benchmark $b (want a, b, c, d, e, f, g)"; ERRORS=$((ERRORS + 1)) ;;
 	esac
 done
 

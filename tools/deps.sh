@@ -11,7 +11,7 @@ build-essential clang pkg-config
 libevent-dev libdb5.3-dev db5.3-util libc-ares-dev libspf2-dev libbsd-dev libssl-dev
 libcmocka-dev libclang-rt-14-dev
 postfix swaks rbldnsd unbound python3-spf openssl libnet-ssleay-perl
-perl libnet-dns-perl mandoc
+perl libnet-dns-perl libyaml-libyaml-perl mandoc
 "
 
 missing=""

@@ -67,8 +67,13 @@
 #define LIBBSD_OPENBSD_VIS	/* we use strvisx/strunvis only */
 #include <vis.h>
 
+#include <event2/event.h>
+
 #include "conf.h"
+#include "dns.h"
+#include "dnsbl.h"
 #include "greylist.h"
+#include "listener.h"
 #include "log.h"
 #include "netaddr.h"
 #include "rcpt.h"
@@ -1568,10 +1573,150 @@ struct explain {
 	struct client_rec client;	/* zero if there is no record */
 	bool trapped;			/* a live trap record */
 	char allow[NETADDR_STRLEN];	/* matching allow_clients entry, or "" */
+	/* the DNS lists, asked now as greyd would */
+	struct dnsbl_result bl, rhs;
+	bool listed, trusted, rhs_listed;
 };
 
 /* How far explain got with the recipient checks. */
 enum explain_step { EXPLAIN_ERROR = -1, EXPLAIN_ON, EXPLAIN_ANSWERED };
+
+/* ---- explain: the DNS lists ---- */
+
+struct dns_wait {
+	struct event_base *base;
+	int left;
+};
+
+static void
+explain_dns_done(void *arg)
+{
+	struct dns_wait *w = arg;
+
+	if (--w->left == 0)
+		event_base_loopbreak(w->base);
+}
+
+/* Start (or find done) one lookup; w->left counts the pending. */
+static void
+explain_dns_wait(struct dnsbl_lookup *l, struct dns_wait *w)
+{
+	if (l != NULL && dnsbl_wait(l, explain_dns_done, w))
+		w->left++;
+}
+
+/* Ask dnsbl_sites (and rhsbl_sender_sites for the sender's domain) now,
+ * through dns.c and dnsbl.c as greyd does: the same scores and texts. */
+static int
+explain_dns_ask(struct greydb *g, struct explain *x)
+{
+	struct greyd_conf *cp = &g->conf;
+	struct dns_wait w = { .left = 0 };
+	struct dnsbl_lookup *lc, *ls = NULL;
+	const char *at = strrchr(x->sender, '@');
+	char err[CONF_ERRLEN];
+	struct dnsbl *b;
+	struct dns *d;
+	int rc = -1;
+
+	if ((w.base = event_base_new()) == NULL)
+		return fail("explain: cannot make an event loop");
+	if ((d = dns_new(w.base, cp, cp->dnsbl_timeout * 1000 / 2, err,
+	    sizeof(err))) == NULL) {
+		fail("explain: %s", err);
+		goto out;
+	}
+	if ((b = dnsbl_new(w.base, d, &cp)) == NULL) {
+		fail("explain: out of memory");
+		goto out;
+	}
+	lc = dnsbl_client(b, &x->addr, monotonic_ms());
+	if (x->full && at != NULL && at[1] != '\0')
+		ls = dnsbl_sender(b, at + 1, monotonic_ms());
+	explain_dns_wait(lc, &w);
+	explain_dns_wait(ls, &w);
+	if (w.left > 0)
+		event_base_dispatch(w.base);
+	if (lc != NULL)
+		dnsbl_result(lc, &x->bl);
+	if (ls != NULL)
+		dnsbl_result(ls, &x->rhs);
+	dnsbl_release(lc);
+	dnsbl_release(ls);
+	dns_free(d);
+	dnsbl_free(b);
+	rc = 0;
+out:
+	event_base_free(w.base);
+	return rc;
+}
+
+static void
+explain_dns_line(const char *what, const char *whose,
+    const struct dnsbl_result *r, const char *verdict)
+{
+	printf("%-12s%sscore=%d lists=\"%s\"%s%s%s: %s\n", what, whose,
+	    r->score, r->hits, r->silent[0] != '\0' ? " silent=\"" : "",
+	    r->silent, r->silent[0] != '\0' ? "\"" : "", verdict);
+}
+
+/* The lists' verdict, printed; none configured: nothing printed. */
+static int
+explain_dns(struct greydb *g, struct explain *x)
+{
+	const struct greyd_conf *c = &g->conf;
+	char whose[SMTP_PATH_MAX_KEY + 16];
+	const char *at = strrchr(x->sender, '@');
+
+	if (c->ndnsbl_sites == 0 && (c->nrhsbl_sender_sites == 0 ||
+	    !x->full))
+		return 0;
+	if (explain_dns_ask(g, x) == -1)
+		return -1;
+	x->listed = x->bl.score >= c->dnsbl_threshold;
+	x->trusted = !x->listed && x->bl.score <= c->dnswl_threshold;
+	x->rhs_listed = x->rhs.score >= c->dnsbl_threshold;
+	if (c->ndnsbl_sites > 0)
+		explain_dns_line("dnsbl", "", &x->bl, x->listed ? "listed" :
+		    x->trusted ? "trusted (no greylisting; the fast path "
+		    "while the result is cached)" : "not listed");
+	if (c->nrhsbl_sender_sites > 0 && x->full && at != NULL) {
+		snprintf(whose, sizeof(whose), "%s ", at + 1);
+		explain_dns_line("rhsbl", whose, &x->rhs,
+		    x->rhs_listed ? "listed" : "not listed");
+	}
+	return 0;
+}
+
+/* The answer for a listed client or sender domain, as greyd gives it. */
+static int
+explain_dns_answer(const struct greydb *g, const struct explain *x)
+{
+	const struct greyd_conf *c = &g->conf;
+	const struct dnsbl_result *r = x->listed ? &x->bl : &x->rhs;
+	const char *at = strrchr(x->sender, '@');
+
+	if (!x->listed && !x->rhs_listed)
+		return EXPLAIN_ON;
+	if (c->dnsbl_action == ACTION_GREYLIST) {
+		printf("%-12sgreylisted even if whitelisted, for at least "
+		    "dnsbl_greylist_delay (%d s)\n", "dnsbl", c->dnsbl_greylist_delay);
+		return EXPLAIN_ON;
+	}
+	if (x->listed)
+		printf("%-12s554 5.7.1 Service unavailable; client [%s] "
+		    "blocked using %s%s%s", "answer", x->addrstr, r->top,
+		    r->txt[0] != '\0' ? "; " : "", r->txt);
+	else
+		printf("%-12s554 5.7.1 <%s>: Sender address rejected: domain "
+		    "%s blocked using %s%s%s", "answer", x->sender,
+		    at != NULL ? at + 1 : "", r->top,
+		    r->txt[0] != '\0' ? "; " : "", r->txt);
+	printf("%s\n", c->dnsbl_action == ACTION_TARPIT ? " (tarpitted "
+	    "while max_tarpit_sessions has room)" : "");
+	return EXPLAIN_ANSWERED;
+}
+
 
 static int
 explain_client(struct greydb *g, struct explain *x)
@@ -1728,6 +1873,14 @@ explain_address(struct greydb *g, struct explain *x)
 	else if (x->trapped)
 		printf("%-12s%sgreyd's own session: every RCPT gets 550 5.7.1 "
 		    "(trapped)\n", "connect", tarpit);
+	else if (x->listed)
+		printf("%-12sgreyd's own session, whitelisted or not: every "
+		    "RCPT meets dnsbl_action = %s\n", "connect",
+		    conf_action_name(g->conf.dnsbl_action));
+	else if (x->trusted)
+		printf("%-12sfast path (dnswl score=%d) once the result is "
+		    "cached; before: a session without greylisting\n",
+		    "connect", x->bl.score);
 	else if (white == 0)
 		printf("%-12sfast path (white %s)\n", "connect", key);
 	else
@@ -1778,6 +1931,8 @@ explain_connect(struct greydb *g, struct explain *x)
 		    "max_tarpit_sessions has room" : "");
 		return EXPLAIN_ANSWERED;
 	}
+	if (x->listed)		/* greyd's session even for a white client */
+		return EXPLAIN_ON;
 	rc = trustdb_find_white(g->db, &x->addr, g->now,
 	    (uint32_t)g->conf.auto_whitelist_after, key, sizeof(key), &w);
 	if (rc == -1)
@@ -1790,7 +1945,22 @@ explain_connect(struct greydb *g, struct explain *x)
 	return EXPLAIN_ANSWERED;
 }
 
-/* The spamtrap check and recipient verification (rcpt.c), in order. */
+/* A spamtrap recipient (checked before the DNS lists, as greyd does). */
+static int
+explain_spamtrap(const struct greydb *g, const struct explain *x)
+{
+	char vr[VIS_LEN(SMTP_PATH_MAX_KEY)];
+
+	if (!rcpt_is_spamtrap(g->db, x->rcpt))
+		return EXPLAIN_ON;
+	printf("%-12s<%s> is a spamtrap\n", "recipient", vis_str(vr, x->rcpt));
+	printf("%-12s550 5.7.1 Service unavailable; client [%s] blocked "
+	    "(spamtrap; the client would be trapped for %d s, trap_expiry)\n",
+	    "answer", x->addrstr, g->conf.trap_expiry);
+	return EXPLAIN_ANSWERED;
+}
+
+/* Recipient verification (rcpt.c). */
 static int
 explain_recipient(struct greydb *g, const struct explain *x)
 {
@@ -1800,15 +1970,6 @@ explain_recipient(struct greydb *g, const struct explain *x)
 	enum rcpt_verdict v;
 	int rc;
 
-	vis_str(vr, x->rcpt);
-	if (rcpt_is_spamtrap(g->db, x->rcpt)) {
-		printf("%-12s<%s> is a spamtrap\n", "recipient", vr);
-		printf("%-12s550 5.7.1 Service unavailable; client [%s] "
-		    "blocked (spamtrap; the client would be trapped for %d s, "
-		    "trap_expiry)\n", "answer", x->addrstr,
-		    g->conf.trap_expiry);
-		return EXPLAIN_ANSWERED;
-	}
 	if (rcpt_key(x->rcpt, key, sizeof(key)) == 0 && key[0] != '\0') {
 		if ((rc = trustdb_get_rcpt(g->db, key, &e.v.rcpt)) == -1)
 			return EXPLAIN_ERROR;
@@ -1890,8 +2051,10 @@ explain_greylist(struct greydb *g, const struct explain *x)
 		print_detail(g, "grey", &e, false);
 	else
 		printf("%-12s%s\n", "grey", "no record");
-	switch (greylist_decide(&g->conf, rc == 0 ? &e.v.grey : NULL, g->now,
-	    &upd, &wait)) {
+	switch (greylist_decide_min(&g->conf, rc == 0 ? &e.v.grey : NULL,
+	    g->now, (x->listed || x->rhs_listed) &&
+	    g->conf.dnsbl_action == ACTION_GREYLIST ?
+	    g->conf.dnsbl_greylist_delay : 0, &upd, &wait)) {
 	case GREYLIST_NEW:
 		printf("%-12s451 4.7.1 greylisted: new triplet%s, retry in "
 		    "%d s\n", "answer", rc == 0 ?
@@ -1947,17 +2110,25 @@ cmd_explain(struct greydb *g, int argc, char **argv)
 	if ((rc = explain_parse(g, argc, argv, &x)) != 0)
 		return rc;
 	if (greydb_open(g) == -1 || explain_client(g, &x) == -1 ||
-	    explain_trap(g, &x) == -1)
+	    explain_trap(g, &x) == -1 || explain_dns(g, &x) == -1)
 		return 1;
 	if (!x.full)
 		return explain_address(g, &x);
 	explain_triplet(&x);
 	if ((rc = explain_connect(g, &x)) != EXPLAIN_ON ||
+	    (rc = explain_spamtrap(g, &x)) != EXPLAIN_ON ||
+	    (rc = explain_dns_answer(g, &x)) != EXPLAIN_ON ||
 	    (rc = explain_recipient(g, &x)) != EXPLAIN_ON)
 		return rc == EXPLAIN_ERROR ? 1 : 0;
 	if (greylist_exempt(&g->conf, x.rcpt)) {
 		printf("%-12saccept: relayed to the backend (<%s> is exempt "
 		    "from greylisting)\n", "answer", vis_str(vr, x.rcpt));
+		return 0;
+	}
+	if (x.trusted && !(x.rhs_listed &&
+	    g->conf.dnsbl_action == ACTION_GREYLIST)) {
+		printf("%-12saccept: relayed to the backend (trusted by the "
+		    "DNS whitelists: no greylisting)\n", "answer");
 		return 0;
 	}
 	return explain_greylist(g, &x);

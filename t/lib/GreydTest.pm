@@ -1,8 +1,9 @@
 package GreydTest;
 
 # GreydTest — the integration-test library: temp dirs, free ports, a private
-# Postfix instance, greyd and greydb runners, and a small SMTP client.
-# Core Perl modules only.  POD at the end of the file.
+# Postfix instance, rbldnsd serving test zones, greyd and greydb runners, and
+# a small SMTP client.  Core Perl modules only, but for Net::DNS, loaded by
+# start_rbldnsd alone.  POD at the end of the file.
 
 use strict;
 use warnings;
@@ -24,8 +25,10 @@ use Time::HiRes qw(time sleep);
 our @EXPORT = qw(
     tempdir free_port
     start_postfix stop_postfix postfix_log mail_files wait_for_mail
+    start_rbldnsd stop_rbldnsd rbldnsd_log
+    start_unbound stop_unbound unbound_log unbound_queries dns_escape_name dns_txt_rdata
     start_greyd stop_greyd restart_greyd greyd_log run_greydb
-    greyd_binary greydb_binary
+    greyd_binary greydb_binary greyspf_binary
     smtp_connect send_proxy_v1 proxy_v1_header
     read_file write_file wait_for_log wait_until
 );
@@ -36,10 +39,10 @@ my $BUILD_DIR = File::Spec->rel2abs($ENV{GREYD_BUILD} // '.', $REPO_DIR);
 my $PORT_LOCK_DIR = '/tmp/greydtest-ports';
 
 my $TEMPDIR;                      # tempdir() result, created on first use
-my %RUNNING;                      # pid => object (postfix or greyd)
+my %RUNNING;                      # pid => object (postfix, rbldnsd or greyd)
 my @RESERVED_PORTS;
 my $WATCHDOG_PID;
-my %NAME_COUNT;                   # 'pf' / 'greyd' => instances started
+my %NAME_COUNT;                   # 'pf' / 'dns' / 'greyd' => instances started
 my $CLEANING;
 
 my $SANITIZER_RE = qr/ERROR: AddressSanitizer|runtime error:|LeakSanitizer/;
@@ -146,10 +149,11 @@ sub _reserve_port {
 }
 
 sub _port_bindable {
-	my ($host, $port) = @_;
+	my ($host, $port, $udp) = @_;
 	my $s = IO::Socket::IP->new(
-		LocalHost => $host, LocalPort => $port, Proto => 'tcp',
-		Listen => 1, ReuseAddr => 1, ($host =~ /:/ ? (V6Only => 1) : ()),
+		LocalHost => $host, LocalPort => $port,
+		($udp ? (Proto => 'udp') : (Proto => 'tcp', Listen => 1, ReuseAddr => 1)),
+		($host =~ /:/ ? (V6Only => 1) : ()),
 	) or return 0;
 	close $s;
 	return 1;
@@ -164,8 +168,8 @@ sub free_port {
 	my $hi = ($eph_lo && $eph_lo > $lo + 1000) ? $eph_lo - 1 : 30000;
 	for (1 .. 500) {
 		my $port = $lo + int(rand($hi - $lo + 1));
-		next unless _port_bindable('127.0.0.1', $port);
-		next if $opt{ipv6} && !_port_bindable('::1', $port);
+		next unless _port_bindable('127.0.0.1', $port, $opt{udp});
+		next if $opt{ipv6} && !_port_bindable('::1', $port, $opt{udp});
 		next unless _reserve_port($port);
 		return $port;
 	}
@@ -316,13 +320,15 @@ sub _cleanup_all {
 	my @objs = values %RUNNING;
 	if ($failed) {
 		for my $o (sort { $a->{name} cmp $b->{name} } @objs) {
-			my $log = $o->{type} eq 'postfix' ? postfix_log($o) : greyd_log($o);
+			my $log = $o->{type} eq 'postfix' ? postfix_log($o)
+			    : $o->{type} eq 'rbldnsd' ? rbldnsd_log($o) : greyd_log($o);
 			Test::More::diag("---- last lines of $o->{name} log ($o->{logfile}):\n" . _tail($log, 40));
 		}
 	}
 	# greyd first: it holds connections to the Postfix instances.
 	stop_greyd($_) for grep { $_->{type} eq 'greyd' } @objs;
 	stop_postfix($_) for grep { $_->{type} eq 'postfix' } @objs;
+	stop_rbldnsd($_) for grep { $_->{type} eq 'rbldnsd' } @objs;
 	if ($WATCHDOG_PID) {
 		kill('KILL', $WATCHDOG_PID);
 		waitpid($WATCHDOG_PID, 0);
@@ -617,10 +623,349 @@ sub wait_for_mail {
 	}
 }
 
+# -------------------------------------------------------------------- rbldnsd
+
+# rbldnsd answers over UDP only, A and TXT (and SOA/NS when the zone file has
+# $SOA/$NS lines); a TXT record is one string of at most 255 octets; names
+# outside its zones get REFUSED.  It cannot delay its answers.
+sub _rbldnsd_probe {
+	my ($r, $timeout) = @_;
+	my ($zone) = sort keys %{$r->{zones}};
+	my $res = Net::DNS::Resolver->new(
+		nameservers => ['127.0.0.1'], port => $r->{port}, recurse => 0,
+		udp_timeout => 0.3, retry => 1, usevc => 0, defnames => 0, dnsrch => 0,
+	);
+	my $deadline = time + $timeout;
+	while (time < $deadline) {
+		return 1 if $res->send("probe.$zone", 'A');
+		return 0 if waitpid($r->{pid}, WNOHANG) == $r->{pid};
+		sleep 0.02;
+	}
+	return 0;
+}
+
+sub start_rbldnsd {
+	my (%opt) = @_;
+	die "GreydTest: rbldnsd cannot delay its answers (use unbound or a stub)\n"
+	    if exists $opt{delay};
+	require Net::DNS;
+	my $zones = $opt{zones} // die "GreydTest: start_rbldnsd needs zones\n";
+	die "GreydTest: start_rbldnsd needs at least one zone\n" unless %$zones;
+	my $n = ++$NAME_COUNT{dns};
+	my $name = $opt{name} // "dns$n";
+	my $dir = tempdir() . "/$name";
+	die "GreydTest: no rbldns user (install rbldnsd)\n" unless defined getpwnam('rbldns');
+	mkdir $dir or die "GreydTest: mkdir $dir: $!\n";
+	chmod 0755, $dir;
+	my @specs;
+	for my $zone (sort keys %$zones) {
+		my ($type, $text) = @{$zones->{$zone}};
+		die "GreydTest: zone $zone: bad dataset type\n" unless ($type // '') =~ /^[a-z0-9]+$/;
+		write_file("$dir/$zone", $text // '', 0644);
+		push @specs, "$zone:$type:$dir/$zone";
+	}
+	my $r = {
+		type => 'rbldnsd', name => $name, dir => $dir, host => '127.0.0.1',
+		logfile => "$dir/rbldnsd.log", zones => { %$zones },
+		ipv6 => $opt{ipv6} ? 1 : 0,
+	};
+	my $timeout = $opt{start_timeout} // 10;
+	for my $attempt (1 .. 3) {
+		$r->{port} = $opt{port} // free_port(udp => 1, ipv6 => $r->{ipv6});
+		my @argv = ('rbldnsd', '-n', '-u', 'rbldns', '-b', "127.0.0.1/$r->{port}",
+		    ($r->{ipv6} ? ('-b', "::1/$r->{port}") : ()), @{$opt{args} // []}, @specs);
+		my $pid = fork() // die "GreydTest: fork: $!\n";
+		if ($pid == 0) {
+			open(STDIN, '<', '/dev/null');
+			open(STDOUT, '>>', $r->{logfile}) or _exit(127);
+			open(STDERR, '>&', \*STDOUT);
+			exec(@argv) or do { print STDERR "exec rbldnsd: $!\n"; _exit(127) };
+		}
+		$r->{pid} = $pid;
+		_register($r);
+		return $r if _rbldnsd_probe($r, $timeout);
+		my $why = rbldnsd_log($r);
+		stop_rbldnsd($r);
+		next if !defined $opt{port} && $why =~ /address already in use/i;
+		die "GreydTest: rbldnsd $name did not answer on port $r->{port}:\n$why";
+	}
+	die "GreydTest: rbldnsd $name: no usable port after 3 attempts\n";
+}
+
+sub stop_rbldnsd {
+	my ($r) = @_;
+	return unless $r && $r->{pid};
+	my $pid = $r->{pid};
+	kill('TERM', $pid);
+	_wait_pid($pid, 5);
+	_unregister($r);
+	$r->{pid} = undef;
+	return 1;
+}
+
+sub rbldnsd_log {
+	my ($r) = @_;
+	return read_file($r->{logfile}) // '';
+}
+
+# -------------------------------------------------------------------- unbound
+
+# unbound serving only local data: a "." static zone (so no query ever leaves
+# the machine and names without data get NXDOMAIN), local-data records, and
+# deny/refuse local zones for names whose queries must time out / be refused.
+# Started by start_unbound, stopped by stop_unbound or at exit (the END block
+# below runs before the one that stops everything else).
+
+# A domain name in master-file syntax: every octet outside [A-Za-z0-9_*-] of
+# each label as \DDD; the result ends with a dot.  Characters above 255 are
+# taken as UTF-8.
+sub dns_escape_name {
+	my ($name) = @_;
+	utf8::encode($name) if $name =~ /[^\x00-\xff]/;
+	return '.' if $name eq '.' || $name eq '';
+	$name =~ s/\.\z//;
+	return join('.', map {
+		my $l = $_;
+		$l =~ s/([^A-Za-z0-9_*\-])/sprintf('\\%03d', ord $1)/ge;
+		$l;
+	} split(/\./, $name, -1)) . '.';
+}
+
+# TXT rdata in master-file syntax: each string quoted, every octet outside
+# printable ASCII, and " \ ' as \DDD; strings longer than 255 octets are cut
+# into 255-octet strings.  No strings at all: the empty rdata, "\# 0".
+sub dns_txt_rdata {
+	my (@strings) = @_;
+	my @q;
+	for my $s (@strings) {
+		$s = '' unless defined $s;
+		utf8::encode($s) if $s =~ /[^\x00-\xff]/;
+		my @chunks = length($s) ? unpack('(a255)*', $s) : ('');
+		for my $c (@chunks) {
+			$c =~ s/([^\x20-\x7e]|["'\\])/sprintf('\\%03d', ord $1)/ge;
+			push @q, qq("$c");
+		}
+	}
+	return @q ? join(' ', @q) : '\\# 0';
+}
+
+# unbound's default local zones (RFC 6303, 6761, 7686, 8375 ...): each would
+# shadow the auth zone below, so each is turned off.  Naming one that this
+# unbound version lacks is harmless.
+my @UNBOUND_DEFAULT_ZONES = (
+	qw(localhost. 127.in-addr.arpa. home.arpa. onion. test. invalid.
+	    resolver.arpa. service.arpa. 10.in-addr.arpa. 168.192.in-addr.arpa.
+	    0.in-addr.arpa. 254.169.in-addr.arpa. 2.0.192.in-addr.arpa.
+	    100.51.198.in-addr.arpa. 113.0.203.in-addr.arpa.
+	    255.255.255.255.in-addr.arpa. d.f.ip6.arpa. 8.e.f.ip6.arpa.
+	    9.e.f.ip6.arpa. a.e.f.ip6.arpa. b.e.f.ip6.arpa. 8.b.d.0.1.0.0.2.ip6.arpa.),
+	(map { "$_.172.in-addr.arpa." } 16 .. 31),
+	(map { "$_.100.in-addr.arpa." } 64 .. 127),
+	join('.', ('0') x 31, '1', 'ip6.arpa.'),
+	join('.', ('0') x 32, 'ip6.arpa.'),
+);
+
+# The records go into an auth zone for "." (zone file root.zone), which
+# answers every name: data, CNAME chains followed within it, NODATA and
+# NXDOMAIN with its SOA; nothing is ever resolved outside.  Local zones come
+# first in unbound: a deny (refuse) zone drops (refuses) every query at or
+# below its name but those matching the local data there, so the records of
+# such a name are also given as local-data, and every name below it that
+# has records gets a transparent zone, which falls through to the auth zone.
+sub _unbound_conf {
+	my ($u, $opt) = @_;
+	my $d = $u->{dir};
+	my @c = (
+		'server:',
+		"\tdirectory: \"$d\"",
+		"\tusername: \"\"",
+		"\tchroot: \"\"",
+		"\tpidfile: \"$d/unbound.pid\"",
+		"\tdo-daemonize: no",
+		"\tuse-syslog: no",
+		"\tlogfile: \"$u->{logfile}\"",
+		"\tlog-time-ascii: yes",
+		"\tverbosity: " . ($opt->{verbosity} // 1),
+		"\tinterface: 127.0.0.1\@$u->{port}",
+		($u->{ipv6} ? "\tinterface: ::1\@$u->{port}" : ()),
+		"\tport: $u->{port}",
+		"\tdo-ip4: yes",
+		"\tdo-ip6: " . ($u->{ipv6} ? 'yes' : 'no'),
+		"\tdo-udp: yes",
+		"\tdo-tcp: yes",
+		"\tinterface-automatic: no",
+		"\taccess-control: 127.0.0.0/8 allow",
+		"\taccess-control: ::1/128 allow",
+		"\tso-reuseport: no",
+		"\tnum-threads: 1",
+		"\toutgoing-range: 32",
+		"\tnum-queries-per-thread: 32",
+		"\tincoming-num-tcp: 32",
+		"\tmodule-config: \"iterator\"",
+		"\tdo-not-query-localhost: yes",
+		"\tprefetch: no",
+		"\tminimal-responses: yes",
+		"\tlog-queries: " . ($opt->{log_queries} ? 'yes' : 'no'),
+		"\tlog-local-actions: " . ($opt->{log_queries} ? 'yes' : 'no'),
+	);
+	push @c, map { "\tlocal-zone: \"$_\" nodefault" } @UNBOUND_DEFAULT_ZONES;
+	my %special;
+	$special{lc dns_escape_name($_)} = 'deny' for @{$u->{timeout}};
+	$special{lc dns_escape_name($_)} = 'refuse' for @{$u->{refuse}};
+	my (%owner, @zonefile);
+	for my $rr (@{$u->{records}}) {
+		die "GreydTest: unbound record has a newline: '$rr'\n" if $rr =~ /\n/;
+		my ($o) = $rr =~ /^\s*(\S+)/ or die "GreydTest: bad unbound record '$rr'\n";
+		$o .= '.' unless $o =~ /\.\z/;
+		push @{$owner{lc $o}}, $rr;
+		(my $line = $rr) =~ s/^\s*\S+/$o/;
+		push @zonefile, $line;
+	}
+	my %zone = %special;
+	for my $o (keys %owner) {
+		if ($special{$o}) {
+			for my $rr (@{$owner{$o}}) {
+				(my $q = $rr) =~ s/'/\\039/g;
+				push @c, "\tlocal-data: '$q'";
+			}
+			next;
+		}
+		for my $s (keys %special) {
+			if ($s eq '.' || (length($o) > length($s)
+			    && substr($o, -length($s) - 1) eq ".$s")) {
+				$zone{$o} = 'transparent';
+				last;
+			}
+		}
+	}
+	push @c, map { "\tlocal-zone: \"$_\" $zone{$_}" } sort keys %zone;
+	push @c, map { "\t$_" } @{$opt->{server} // []};
+	push @c, 'auth-zone:', "\tname: \".\"", "\tzonefile: \"$d/root.zone\"",
+	    "\tfor-downstream: yes", "\tfor-upstream: yes", "\tfallback-enabled: no";
+	push @c, 'remote-control:', "\tcontrol-enable: no";
+	write_file("$d/root.zone", join("\n",
+	    '$ORIGIN .',
+	    '. 300 IN SOA ns.greydtest.invalid. hostmaster.greydtest.invalid. 1 3600 600 86400 300',
+	    '. 300 IN NS ns.greydtest.invalid.',
+	    @zonefile) . "\n", 0644);
+	return join("\n", @c) . "\n";
+}
+
+sub _unbound_probe {
+	my ($u, $timeout) = @_;
+	my $res = Net::DNS::Resolver->new(
+		nameservers => ['127.0.0.1'], port => $u->{port}, recurse => 1,
+		udp_timeout => 0.3, retrans => 0.3, retry => 1, usevc => 0, defnames => 0, dnsrch => 0,
+	);
+	my $deadline = time + $timeout;
+	while (time < $deadline) {
+		return 1 if $res->send('greydtest-probe.invalid', 'A');
+		return 0 if waitpid($u->{pid}, WNOHANG) == $u->{pid};
+		sleep 0.02;
+	}
+	return 0;
+}
+
+sub start_unbound {
+	my (%opt) = @_;
+	require Net::DNS;
+	my $n = ++$NAME_COUNT{unbound};
+	my $name = $opt{name} // "unbound$n";
+	my $dir = tempdir() . "/$name";
+	mkdir $dir or die "GreydTest: mkdir $dir: $!\n";
+	chmod 0755, $dir;
+	my $u = {
+		type => 'unbound', name => $name, dir => $dir, host => '127.0.0.1',
+		conf => "$dir/unbound.conf", logfile => "$dir/unbound.log",
+		ipv6 => $opt{ipv6} ? 1 : 0,
+		records => [ @{$opt{records} // []} ],
+		timeout => [ @{$opt{timeout} // []} ],
+		refuse => [ @{$opt{refuse} // []} ],
+		log_queries => $opt{log_queries} ? 1 : 0,
+	};
+	$u->{log} = $u->{logfile};     # for the failure diagnostics of _cleanup_all
+	my $timeout = $opt{start_timeout} // 10;
+	for my $attempt (1 .. 5) {
+		my $port = $opt{port};
+		while (!defined $port) {
+			my $p = free_port(udp => 1, ipv6 => $u->{ipv6});
+			$port = $p if _port_bindable('127.0.0.1', $p)
+			    && (!$u->{ipv6} || _port_bindable('::1', $p));
+		}
+		$u->{port} = $port;
+		write_file($u->{conf}, _unbound_conf($u, \%opt), 0644);
+		unlink $u->{logfile};
+		my $pid = fork() // die "GreydTest: fork: $!\n";
+		if ($pid == 0) {
+			open(STDIN, '<', '/dev/null');
+			open(STDOUT, '>>', $u->{logfile}) or _exit(127);
+			open(STDERR, '>&', \*STDOUT);
+			exec('unbound', '-d', '-c', $u->{conf})
+			    or do { print STDERR "exec unbound: $!\n"; _exit(127) };
+		}
+		$u->{pid} = $pid;
+		_register($u);
+		return $u if _unbound_probe($u, $timeout);
+		my $why = unbound_log($u);
+		stop_unbound($u);
+		next if !defined $opt{port} && $why =~ /address already in use/i;
+		my $check = '';
+		if (open(my $fh, '-|', 'unbound-checkconf', $u->{conf})) {
+			local $/;
+			$check = <$fh> // '';
+			close $fh;
+			$check = "unbound-checkconf $u->{conf}:\n$check";
+		}
+		die "GreydTest: unbound $name did not answer on port $u->{port}:\n$why$check";
+	}
+	die "GreydTest: unbound $name: no usable port after 5 attempts\n";
+}
+
+sub stop_unbound {
+	my ($u) = @_;
+	return unless $u && $u->{pid};
+	my $pid = $u->{pid};
+	kill('TERM', $pid);
+	_wait_pid($pid, 5);
+	_unregister($u);
+	$u->{pid} = undef;
+	return 1;
+}
+
+sub unbound_log {
+	my ($u) = @_;
+	return read_file($u->{logfile}) // '';
+}
+
+# The queries unbound logged (log_queries => 1), oldest first:
+# [client address, name without the final dot, type, class] each.
+sub unbound_queries {
+	my ($u) = @_;
+	my @q;
+	for (split /\n/, unbound_log($u)) {
+		push @q, [$1, $2, $3, $4] if /\binfo: (\S+) (\S+?)\.? (\S+) (\S+)$/ && $2 ne 'greydtest-probe.invalid';
+	}
+	return @q;
+}
+
+END {
+	if ($$ == $OWNER_PID) {
+		my $status = $?;
+		my @u = grep { $_->{type} eq 'unbound' } values %RUNNING;
+		if (@u && !Test::More->builder->is_passing) {
+			Test::More::diag("---- last lines of $_->{name} log ($_->{logfile}):\n"
+			    . _tail(unbound_log($_), 40)) for @u;
+		}
+		stop_unbound($_) for @u;
+		$? = $status;
+	}
+}
+
 # ---------------------------------------------------------------------- greyd
 
 sub greyd_binary { return "$BUILD_DIR/greyd/greyd" }
 sub greydb_binary { return "$BUILD_DIR/tools/greydb" }
+sub greyspf_binary { return "$BUILD_DIR/tools/greyspf" }
 
 sub _conf_value {
 	my ($v) = @_;
@@ -1125,7 +1470,8 @@ GreydTest - integration-test library for greyd: private Postfix, greyd runner, S
 Tests run from the repository root (C<prove -r t/>).  Every process started
 through this library is stopped by PID when the test ends, dies, or gets
 SIGINT/SIGTERM/SIGHUP/SIGQUIT; a watchdog process also cleans up if the test
-itself is killed with SIGKILL.  Nothing here uses DNS, port 25 or port 53.
+itself is killed with SIGKILL.  Nothing here uses the host's DNS, port 25
+or port 53: DNS comes from rbldnsd on a loopback port (C<start_rbldnsd>).
 
 =head1 ENVIRONMENT
 
@@ -1178,10 +1524,10 @@ pattern; returns the first such line or undef.
 
 =head1 PORTS
 
-=head2 free_port(ipv6 => 0)
+=head2 free_port(ipv6 => 0, udp => 0)
 
-A TCP port that can be bound on 127.0.0.1 (and on ::1 too with C<ipv6 =E<gt>
-1>).  Ports are picked at random below the kernel's ephemeral range (so they
+A TCP port (a UDP port with C<udp =E<gt> 1>) that can be bound on 127.0.0.1
+(and on ::1 too with C<ipv6 =E<gt> 1>).  Ports are picked at random below the kernel's ephemeral range (so they
 never collide with the local ports of outgoing test connections) and reserved
 in F</tmp/greydtest-ports/PORT> for the life of the test process, so tests
 running in parallel never get the same port.  Reservations of dead processes
@@ -1280,6 +1626,124 @@ first; C<$user> is C<alice> or C<alice@example.com>.
 Waits until at least C<$n> messages are delivered and returns the list of
 paths; after the timeout returns what is there (compare the count).
 
+=head1 RBLDNSD
+
+=head2 start_rbldnsd(%opt)
+
+Writes one file per zone in C<tempdir()/dnsN> and runs C<rbldnsd -n -u rbldns
+-b 127.0.0.1/PORT ZONE:TYPE:FILE...> on a free UDP port (stdout and stderr in
+C<rbldnsd.log>), registered for cleanup like every other process here.
+Returns once it answers a query (made with Net::DNS), or dies with its log.
+
+    my $dns = start_rbldnsd(zones => {
+        'bl.test'  => ['ip4set',  ":127.0.0.2:Listed: see http://bl.test/\$\n127.0.0.2\n"],
+        'gen.test' => ['generic', "host A 192.0.2.1\nhost TXT \"v=spf1 -all\"\n"],
+    });
+    # greyd: dns_servers = 127.0.0.1:$dns->{port}
+
+Returns C<{ pid, port, host =E<gt> '127.0.0.1', dir, logfile, name, zones }>.
+Options: C<zones =E<gt> { NAME =E<gt> [TYPE, TEXT] }> (required; TYPE is an
+rbldnsd dataset: ip4set, ip4trie, dnset, generic, combined ...), C<ipv6 =E<gt>
+1> (also listen on ::1, same port), C<port>, C<args =E<gt> [more rbldnsd
+options]> (e.g. C<-t 60>), C<name>, C<start_timeout =E<gt> 10>.
+
+What rbldnsd does (rbldnsd(8)): UDP only, no TCP; A and TXT records (SOA and
+NS only from C<$SOA>/C<$NS> lines); a TXT record is a single string, cut to
+255 octets (the generic dataset keeps the quoted text as one string, quotes
+inside included); names outside its zones get REFUSED; NXDOMAIN and NODATA
+answers carry the zone's SOA when it has one; EDNS0 is understood.  Default
+TTL 35m unless C<$TTL> or C<-t>.  It cannot delay its answers: a C<delay>
+option dies.  After changing a zone file, C<kill('HUP', $dns-E<gt>{pid})>
+reloads it.
+
+=head2 stop_rbldnsd($dns)
+
+SIGTERM, and SIGKILL after 5 s.
+
+=head2 rbldnsd_log($dns)
+
+=head1 UNBOUND
+
+=head2 start_unbound(%opt)
+
+Runs Debian's C<unbound -d -c DIR/unbound.conf> (as root, no chroot, no
+daemonizing, no remote control, no trust anchor, C<module-config:
+"iterator">, one thread, log in C<DIR/unbound.log>) in C<tempdir()/unboundN>
+on a free port, UDP and TCP, of 127.0.0.1 (and ::1 with C<ipv6 =E<gt> 1>),
+registered for cleanup like every other process here.  Returns once it
+answers a query (Net::DNS), or dies with its log and the output of
+C<unbound-checkconf>; a port taken meanwhile means another try.
+
+    my $dns = start_unbound(log_queries => 1, records => [
+        'spf.test. 300 IN TXT ' . dns_txt_rdata('v=spf1 ip4:192.0.2.0/24', ' -all'),
+        'spf.test. 300 IN MX 10 mx.spf.test.',
+        'mx.spf.test. 300 IN A 192.0.2.1',
+    ], timeout => ['slow.test']);
+    # greyd: dns_servers = 127.0.0.1:$dns->{port}
+
+Returns C<{ pid, port, host =E<gt> '127.0.0.1', dir, conf, logfile, name }>.
+Options:
+
+=over
+
+=item records => [ 'name. TTL IN TYPE rdata', ... ]
+
+Master-file lines (owner names absolute; see C<dns_escape_name> and
+C<dns_txt_rdata>).  They make an auth zone for "." (with an SOA, minimum
+300 s), so every name is answered from them: data, CNAME chains followed,
+NODATA, NXDOMAIN with the SOA.  No query ever leaves the machine.
+unbound's default local zones (localhost, test, invalid, the AS112 reverse
+zones ...) are turned off, so names in them are served from the records too.
+
+=item timeout => [ 'name', ... ]
+
+Queries for these names and every name below them go unanswered (a
+C<deny> local zone): a UDP client times out; a TCP connection is closed
+without an answer.  Exceptions: a query whose name and type match records
+of the timeout name itself is answered; a name below it that has records is
+served normally (NODATA included).
+
+=item refuse => [ 'name', ... ]
+
+The same with REFUSED answers (a C<refuse> local zone).
+
+=item log_queries => 1
+
+C<log-queries> and C<log-local-actions>: every query is logged when it
+arrives (see C<unbound_queries>).
+
+=item ipv6 => 1, port => N, name => 'unboundN', start_timeout => 10,
+verbosity => 1, server => [ 'extra: setting', ... ]
+
+=back
+
+=head2 stop_unbound($u)
+
+SIGTERM, and SIGKILL after 5 s.  Also done at exit for every instance still
+running.
+
+=head2 unbound_log($u)
+
+The log text.
+
+=head2 unbound_queries($u)
+
+The queries logged (with C<log_queries>), oldest first, each C<[client,
+name without the final dot, type, class]>; the start-up probe is left out.
+Octets outside printable ASCII in names are logged as C<?>.
+
+=head2 dns_escape_name($name)
+
+The name in master-file syntax, with a final dot: every octet outside
+C<[A-Za-z0-9_*-]> of a label as C<\DDD>.
+
+=head2 dns_txt_rdata(@strings)
+
+TXT (or SPF) rdata: each string quoted, every octet outside printable ASCII
+and C<"> C<\> C<'> as C<\DDD>; a string longer than 255 octets becomes
+several; no strings at all gives the empty rdata C<\# 0>.  Strings are octets
+(a character above 255 is taken as UTF-8).
+
 =head1 GREYD
 
 =head2 start_greyd(%opt)
@@ -1328,7 +1792,7 @@ Runs C<$GREYD_BUILD/tools/greydb -f CONF @args>; returns C<(exit status,
 stdout, stderr)>.  Options: C<stdin =E<gt> $bytes>, C<timeout =E<gt> 30>,
 C<env =E<gt> {...}>.  A timeout kills it and returns 124.
 
-=head2 greyd_binary(), greydb_binary()
+=head2 greyd_binary(), greydb_binary(), greyspf_binary()
 
 Absolute paths of the binaries used.
 

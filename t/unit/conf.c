@@ -25,7 +25,7 @@
 
 #include "conf.h"
 
-#define NSETTINGS	47	/* settings conf_print writes */
+#define NSETTINGS	64	/* settings conf_print writes */
 
 struct fixture {
 	char dir[64];
@@ -842,6 +842,338 @@ test_policy_settings(void **state)
 	    "1000000)");
 }
 
+/* Issue 4's settings: DNS servers, DNSBL/DNSWL/RHSBL sites and policy. */
+static void
+test_dns_defaults(void **state)
+{
+	struct fixture *fx = *state;
+	struct greyd_conf *c = &fx->c;
+	char p[PATH_MAX], t[8192];
+
+	assert_int_equal(conf_load(c, NULL, NULL, fx->err, sizeof(fx->err)), 0);
+	assert_int_equal(c->dns_servers.n, 0);
+	assert_null(c->dnsbl_sites);
+	assert_int_equal(c->ndnsbl_sites, 0);
+	assert_int_equal(c->dnsbl_threshold, 1);
+	assert_int_equal(c->dnswl_threshold, -1);
+	assert_int_equal(c->dnsbl_timeout, 5);
+	assert_int_equal(c->dnsbl_min_ttl, 60);
+	assert_int_equal(c->dnsbl_max_ttl, 3600);
+	assert_int_equal(c->dnsbl_action, ACTION_REJECT);
+	assert_int_equal(c->dnsbl_greylist_delay, 1800);
+	assert_null(c->rhsbl_sender_sites);
+	assert_int_equal(c->nrhsbl_sender_sites, 0);
+	assert_string_equal(conf_action_name(ACTION_GREYLIST), "greylist");
+	print_to(fx, c, "d.conf", p, sizeof(p));
+	slurp(p, t, sizeof(t));
+	assert_non_null(strstr(t, "\nmax_tarpit_sessions = 5000\n"
+	    "dns_servers =\n"
+	    "dnsbl_sites =\n"
+	    "dnsbl_threshold = 1\n"
+	    "dnswl_threshold = -1\n"
+	    "dnsbl_timeout = 5s\n"
+	    "dnsbl_min_ttl = 60s\n"
+	    "dnsbl_max_ttl = 3600s\n"
+	    "dnsbl_action = reject\n"
+	    "dnsbl_greylist_delay = 1800s\n"
+	    "rhsbl_sender_sites =\n"
+	    "spf_workers = 0\n"
+	    "spf_timeout = 20s\n"
+	    "spf_fail_action = reject\n"
+	    "spf_softfail_action = greylist\n"
+	    "spf_temperror_action = tempfail\n"
+	    "spf_permerror_action = accept\n"
+	    "greylist_spf_key = yes\n"
+	    "hostname = "));
+}
+
+static void
+test_dns_settings(void **state)
+{
+	struct fixture *fx = *state;
+	struct greyd_conf *c = &fx->c, again;
+	char p1[PATH_MAX], p2[PATH_MAX], t1[8192], t2[8192];
+
+	load_ok(fx,
+	    "dns_servers = 192.0.2.53, 192.0.2.54:5353 2001:db8::53\n"
+	    "  [2001:db8::54]:5353 [::1]\n"
+	    "dnsbl_sites = Zen.Spamhaus.org=127.0.0.[2..11]*3, bl.spamcop.net*2\n"
+	    "  list.dnswl.org=127.0.[0..255].[1..3]*-5\n"
+	    "  zen.spamhaus.org=127.0.0.[10;11]*8\n"
+	    "dnsbl_threshold = 3\n"
+	    "dnswl_threshold = -5\n"
+	    "dnsbl_timeout = 2s\n"
+	    "dnsbl_min_ttl = 0\n"
+	    "dnsbl_max_ttl = 2h\n"
+	    "dnsbl_action = greylist\n"
+	    "dnsbl_greylist_delay = 10m\n"
+	    "rhsbl_sender_sites = dbl.spamhaus.org=127.0.1.[2..99]*3\n");
+	assert_int_equal(c->dns_servers.n, 5);
+	assert_string_equal(c->dns_servers.v[0], "192.0.2.53");
+	assert_string_equal(c->dns_servers.v[1], "192.0.2.54:5353");
+	assert_string_equal(c->dns_servers.v[2], "2001:db8::53");
+	assert_string_equal(c->dns_servers.v[3], "[2001:db8::54]:5353");
+	assert_string_equal(c->dns_servers.v[4], "[::1]");
+	assert_int_equal(c->ndnsbl_sites, 4);
+	assert_string_equal(c->dnsbl_sites[0].name, "zen.spamhaus.org");
+	assert_string_equal(c->dnsbl_sites[0].text,
+	    "Zen.Spamhaus.org=127.0.0.[2..11]*3");
+	assert_true(c->dnsbl_sites[0].filtered);
+	assert_int_equal(c->dnsbl_sites[0].weight, 3);
+	assert_string_equal(c->dnsbl_sites[1].name, "bl.spamcop.net");
+	assert_false(c->dnsbl_sites[1].filtered);
+	assert_int_equal(c->dnsbl_sites[1].weight, 2);
+	assert_int_equal(c->dnsbl_sites[2].weight, -5);
+	assert_int_equal(c->dnsbl_sites[3].weight, 8);
+	assert_int_equal(c->dnsbl_threshold, 3);
+	assert_int_equal(c->dnswl_threshold, -5);
+	assert_int_equal(c->dnsbl_timeout, 2);
+	assert_int_equal(c->dnsbl_min_ttl, 0);
+	assert_int_equal(c->dnsbl_max_ttl, 7200);
+	assert_int_equal(c->dnsbl_action, ACTION_GREYLIST);
+	assert_int_equal(c->dnsbl_greylist_delay, 600);
+	assert_int_equal(c->nrhsbl_sender_sites, 1);
+	assert_string_equal(c->rhsbl_sender_sites[0].name, "dbl.spamhaus.org");
+	assert_int_equal(c->rhsbl_sender_sites[0].weight, 3);
+
+	/* -n prints the words as written, and reads back the same */
+	print_to(fx, c, "p1.conf", p1, sizeof(p1));
+	assert_int_equal(conf_load(&again, p1, NULL, fx->err,
+	    sizeof(fx->err)), 0);
+	print_to(fx, &again, "p2.conf", p2, sizeof(p2));
+	assert_int_equal(again.ndnsbl_sites, 4);
+	conf_free(&again);
+	assert_null(again.dnsbl_sites);
+	assert_int_equal(again.dns_servers.n, 0);
+	slurp(p1, t1, sizeof(t1));
+	slurp(p2, t2, sizeof(t2));
+	assert_string_equal(t1, t2);
+	assert_non_null(strstr(t1, "\ndns_servers = 192.0.2.53 "
+	    "192.0.2.54:5353 2001:db8::53 [2001:db8::54]:5353 [::1]\n"));
+	assert_non_null(strstr(t1, "\ndnsbl_sites = "
+	    "Zen.Spamhaus.org=127.0.0.[2..11]*3 bl.spamcop.net*2 "
+	    "list.dnswl.org=127.0.[0..255].[1..3]*-5 "
+	    "zen.spamhaus.org=127.0.0.[10;11]*8\n"));
+	assert_non_null(strstr(t1, "\ndnsbl_threshold = 3\n"
+	    "dnswl_threshold = -5\n"));
+	assert_non_null(strstr(t1, "\ndnsbl_action = greylist\n"
+	    "dnsbl_greylist_delay = 600s\n"
+	    "rhsbl_sender_sites = dbl.spamhaus.org=127.0.1.[2..99]*3\n"));
+	conf_free(c);
+
+	/* thresholds at the ends of their range; equal TTLs */
+	load_ok(fx, "dnsbl_threshold = 1000\ndnswl_threshold = -1000\n"
+	    "dnsbl_min_ttl = 5m\ndnsbl_max_ttl = 300\n");
+	assert_int_equal(c->dnsbl_threshold, 1000);
+	assert_int_equal(c->dnswl_threshold, -1000);
+	assert_int_equal(c->dnsbl_min_ttl, 300);
+	conf_free(c);
+	load_ok(fx, "dnsbl_threshold = -0\ndnswl_threshold = -2\n"
+	    "dnsbl_action = tarpit\ndnsbl_greylist_delay = 1w\n");
+	assert_int_equal(c->dnsbl_threshold, 0);
+	assert_int_equal(c->dnsbl_action, ACTION_TARPIT);
+	conf_free(c);
+	/* the sites of a later line replace the earlier ones */
+	load_ok(fx, "dnsbl_sites = a.example b.example\n"
+	    "dnsbl_sites = c.example\n");
+	assert_int_equal(c->ndnsbl_sites, 1);
+	assert_string_equal(c->dnsbl_sites[0].name, "c.example");
+}
+
+static void
+test_dns_bad_values(void **state)
+{
+	static const char *const bad_servers[] = {
+		"localhost", "192.0.2.53:0", "192.0.2.53:65536", "192.0.2.53:",
+		":53", "192.0.2.53:+53", "192.0.2.53:053x", "192.0.2.53:000053",
+		"256.0.2.53", "192.0.2", "[192.0.2.53]:53", "[2001:db8::1]53",
+		"[2001:db8::1]:", "[2001:db8::1", "[]:53", "[]", "2001:db8::g",
+		"[fe80::1%eth0]:53", "fe80::1%eth0", "*:53", "0x7f.0.0.1",
+	};
+	static const struct { const char *text, *want; } cases[] = {
+		{ "dnsbl_sites = zen.spamhaus.org=127.0.0.[2..*3\n",
+		  "1: dnsbl_sites: bad reply filter \"127.0.0.[2..\" in "
+		  "\"zen.spamhaus.org=127.0.0.[2..*3\": expected a number" },
+		{ "# x\ndnsbl_sites = ok.example\n  bad_name.example*2\n",
+		  "2: dnsbl_sites: bad list name \"bad_name.example\" in "
+		  "\"bad_name.example*2\": only letters, digits, '-' and '.' "
+		  "are allowed" },
+		{ "dnsbl_sites = bl.spamcop.net*1001\n",
+		  "1: dnsbl_sites: bad weight \"1001\" in \"bl.spamcop.net*1001\": "
+		  "expected an integer from -1000 to 1000" },
+		{ "rhsbl_sender_sites = dbl.spamhaus.org=127.0.1\n",
+		  "1: rhsbl_sender_sites: bad reply filter \"127.0.1\" in "
+		  "\"dbl.spamhaus.org=127.0.1\": expected four octets, like "
+		  "127.0.0.[2..11]" },
+		{ "dnsbl_threshold = 1001\n",
+		  "1: bad value for dnsbl_threshold: \"1001\" (expected an "
+		  "integer from -1000 to 1000)" },
+		{ "dnsbl_threshold = -1001\n",
+		  "1: bad value for dnsbl_threshold: \"-1001\" (expected an "
+		  "integer from -1000 to 1000)" },
+		{ "dnswl_threshold = +1\n",
+		  "1: bad value for dnswl_threshold: \"+1\" (expected an "
+		  "integer from -1000 to 1000)" },
+		{ "dnswl_threshold = --1\n",
+		  "1: bad value for dnswl_threshold: \"--1\" (expected an "
+		  "integer from -1000 to 1000)" },
+		{ "dnswl_threshold = -\n",
+		  "1: bad value for dnswl_threshold: \"-\" (expected an "
+		  "integer from -1000 to 1000)" },
+		{ "dnswl_threshold = - 1\n",
+		  "1: bad value for dnswl_threshold: \"- 1\" (expected an "
+		  "integer from -1000 to 1000)" },
+		{ "dnsbl_threshold = 1.5\n",
+		  "1: bad value for dnsbl_threshold: \"1.5\" (expected an "
+		  "integer from -1000 to 1000)" },
+		{ "dnsbl_timeout = 0\n",
+		  "1: bad value for dnsbl_timeout: \"0\" (expected a duration "
+		  "of at least 1s, like 300s, 5m, 4h, 36d)" },
+		{ "dnsbl_min_ttl = -1\n",
+		  "1: bad value for dnsbl_min_ttl: \"-1\" (expected a duration "
+		  "like 300s, 5m, 4h, 36d)" },
+		{ "dnsbl_max_ttl = 1y\n",
+		  "1: bad value for dnsbl_max_ttl: \"1y\" (expected a duration "
+		  "like 300s, 5m, 4h, 36d)" },
+		{ "dnsbl_greylist_delay = soon\n",
+		  "1: bad value for dnsbl_greylist_delay: \"soon\" (expected a "
+		  "duration like 300s, 5m, 4h, 36d)" },
+		{ "dnsbl_action = ignore\n",
+		  "1: bad value for dnsbl_action: \"ignore\" (expected reject, "
+		  "greylist or tarpit)" },
+		{ "dnsbl_action = trap\n",
+		  "1: bad value for dnsbl_action: \"trap\" (expected reject, "
+		  "greylist or tarpit)" },
+		{ "dnsbl_action = Reject\n",
+		  "1: bad value for dnsbl_action: \"Reject\" (expected reject, "
+		  "greylist or tarpit)" },
+		/* "greylist" is for dnsbl_action only */
+		{ "trap_action = greylist\n",
+		  "1: bad value for trap_action: \"greylist\" (expected reject "
+		  "or tarpit)" },
+		{ "pregreet_action = greylist\n",
+		  "1: bad value for pregreet_action: \"greylist\" (expected "
+		  "ignore, reject, trap or tarpit)" },
+		{ "protocol_error_action = greylist\n",
+		  "1: bad value for protocol_error_action: \"greylist\" "
+		  "(expected ignore, reject, trap or tarpit)" },
+		/* conflicts: reported at the setting set last */
+		{ "dnsbl_min_ttl = 2h\n",
+		  "1: dnsbl_min_ttl (7200s) must not be longer than "
+		  "dnsbl_max_ttl (3600s)" },
+		{ "# x\ndnsbl_max_ttl = 30s\n",
+		  "2: dnsbl_min_ttl (60s) must not be longer than "
+		  "dnsbl_max_ttl (30s)" },
+		{ "dnsbl_max_ttl = 1m\ndnsbl_min_ttl = 61s\n",
+		  "2: dnsbl_min_ttl (61s) must not be longer than "
+		  "dnsbl_max_ttl (60s)" },
+		{ "dnswl_threshold = 1\n",
+		  "1: dnswl_threshold (1) must be lower than dnsbl_threshold "
+		  "(1)" },
+		{ "\ndnsbl_threshold = -1\n",
+		  "2: dnswl_threshold (-1) must be lower than dnsbl_threshold "
+		  "(-1)" },
+		{ "dnswl_threshold = 5\ndnsbl_threshold = 3\n",
+		  "2: dnswl_threshold (5) must be lower than dnsbl_threshold "
+		  "(3)" },
+		{ "dnsbl_action = greylist\ndnsbl_greylist_delay = 4h\n",
+		  "2: greylist_retry_window (14400s) must be longer than "
+		  "dnsbl_greylist_delay (14400s) when dnsbl_action = greylist" },
+		{ "dnsbl_greylist_delay = 5h\ndnsbl_action = greylist\n"
+		  "greylist_retry_window = 1h\n",
+		  "3: greylist_retry_window (3600s) must be longer than "
+		  "dnsbl_greylist_delay (18000s) when dnsbl_action = greylist" },
+	};
+	struct fixture *fx = *state;
+	char text[2048], want[1024], one[64];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad_servers) / sizeof(bad_servers[0]); i++) {
+		snprintf(text, sizeof(text), "\ndns_servers = 192.0.2.1 %s\n",
+		    bad_servers[i]);
+		snprintf(want, sizeof(want), "2: bad value for dns_servers: "
+		    "\"%s\" (expected numeric addresses like 192.0.2.53, "
+		    "192.0.2.53:5353, 2001:db8::53 or [2001:db8::53]:5353)",
+		    bad_servers[i]);
+		load_fails(fx, text, want);
+		assert_int_equal(fx->c.dns_servers.n, 0);
+	}
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		load_fails(fx, cases[i].text, cases[i].want);
+		assert_null(fx->c.dnsbl_sites);
+		assert_int_equal(fx->c.ndnsbl_sites, 0);
+		assert_null(fx->c.rhsbl_sender_sites);
+	}
+	/* a greylist delay over the retry window is fine for other actions */
+	load_ok(fx, "dnsbl_greylist_delay = 5h\n");
+	conf_free(&fx->c);
+
+	/* at most 16 servers and 64 sites */
+	strlcpy(text, "dns_servers =", sizeof(text));
+	for (i = 0; i < CONF_MAX_DNS_SERVERS; i++) {
+		snprintf(one, sizeof(one), " 192.0.2.%zu", i + 1);
+		strlcat(text, one, sizeof(text));
+	}
+	strlcat(text, "\n", sizeof(text));
+	load_ok(fx, text);
+	assert_int_equal(fx->c.dns_servers.n, CONF_MAX_DNS_SERVERS);
+	conf_free(&fx->c);
+	text[strlen(text) - 1] = '\0';
+	strlcat(text, " [::1]:53\n", sizeof(text));
+	load_fails(fx, text, "1: too many values for dns_servers (at most 16)");
+
+	strlcpy(text, "dnsbl_sites = allow.example*-1\n", sizeof(text));
+	for (i = 1; i < DNSBL_MAX_SITES; i++) {
+		snprintf(one, sizeof(one), "  l%zu.example=127.0.0.%zu\n", i,
+		    i);
+		strlcat(text, one, sizeof(text));
+	}
+	load_ok(fx, text);
+	assert_int_equal(fx->c.ndnsbl_sites, DNSBL_MAX_SITES);
+	assert_int_equal(fx->c.dnsbl_sites[0].weight, -1);
+	assert_string_equal(fx->c.dnsbl_sites[DNSBL_MAX_SITES - 1].text,
+	    "l63.example=127.0.0.63");
+	conf_free(&fx->c);
+	strlcat(text, "  one.more.example\n", sizeof(text));
+	load_fails(fx, text, "1: too many sites in dnsbl_sites (at most 64)");
+
+	/* -o overrides */
+	override_fails(fx, "dnsbl_sites=a..b", "-o dnsbl_sites=a..b: "
+	    "dnsbl_sites: bad list name \"a..b\" in \"a..b\": empty label");
+	override_fails(fx, "dnsbl_action=ignore", "-o dnsbl_action=ignore: bad "
+	    "value for dnsbl_action: \"ignore\" (expected reject, greylist or "
+	    "tarpit)");
+	override_fails(fx, "dnsbl_min_ttl=2h", "-o dnsbl_min_ttl=2h: "
+	    "dnsbl_min_ttl (7200s) must not be longer than dnsbl_max_ttl "
+	    "(3600s)");
+}
+
+/* Sites and servers parsed before a later failure are freed. */
+static void
+test_dns_free_after_error(void **state)
+{
+	struct fixture *fx = *state;
+
+	load_fails(fx, "smtp_error_limit = 0\n"
+	    "dns_servers = 192.0.2.1 192.0.2.2\n"
+	    "dnsbl_sites = zen.spamhaus.org*3 bl.spamcop.net\n"
+	    "rhsbl_sender_sites = dbl.spamhaus.org\n",
+	    "1: bad value for smtp_error_limit: \"0\" (expected an integer "
+	    "from 1 to 1000)");
+	assert_null(fx->c.dnsbl_sites);
+	assert_null(fx->c.rhsbl_sender_sites);
+	assert_null(fx->c.dns_servers.v);
+	/* a failing conflict check after every setting parsed */
+	load_fails(fx, "dnsbl_sites = zen.spamhaus.org*3\n"
+	    "rhsbl_sender_sites = dbl.spamhaus.org\n"
+	    "dns_servers = 192.0.2.1\n"
+	    "dnswl_threshold = 7\n",
+	    "4: dnswl_threshold (7) must be lower than dnsbl_threshold (1)");
+	assert_null(fx->c.dnsbl_sites);
+	assert_int_equal(fx->c.nrhsbl_sender_sites, 0);
+	conf_free(&fx->c);
+}
+
 static void
 test_free_after_error(void **state)
 {
@@ -880,6 +1212,10 @@ main(void)
 		T(test_print_roundtrip),
 		T(test_print_defaults),
 		T(test_policy_settings),
+		T(test_dns_defaults),
+		T(test_dns_settings),
+		T(test_dns_bad_values),
+		T(test_dns_free_after_error),
 		T(test_free_after_error),
 	};
 

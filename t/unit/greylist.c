@@ -65,6 +65,33 @@ test_new_early_pass(void **state)
 	assert_int_equal(wait, 0);
 }
 
+/* A DNSBL-listed client: at least min_delay since the first attempt. */
+static void
+test_min_delay(void **state)
+{
+	struct grey_rec r, u;
+	int wait;
+
+	(void)state;
+	assert_int_equal(greylist_decide_min(&conf, NULL, 1000, 1800, &r,
+	    &wait), GREYLIST_NEW);
+	assert_int_equal(wait, 1800);
+	assert_int_equal(r.pass_after, 2800);
+	/* a triplet first seen with the ordinary delay is held back too */
+	assert_int_equal(greylist_decide(&conf, NULL, 1000, &r, &wait),
+	    GREYLIST_NEW);
+	assert_int_equal(greylist_decide_min(&conf, &r, 1400, 1800, &u,
+	    &wait), GREYLIST_EARLY);
+	assert_int_equal(wait, 1400);
+	assert_int_equal(u.pass_after, 2800);
+	assert_int_equal(greylist_decide_min(&conf, &u, 2800, 1800, &r,
+	    &wait), GREYLIST_PASS);
+	/* a shorter minimum changes nothing */
+	assert_int_equal(greylist_decide_min(&conf, NULL, 1000, 60, &r,
+	    &wait), GREYLIST_NEW);
+	assert_int_equal(wait, 300);
+}
+
 static void
 test_window_expired_starts_over(void **state)
 {
@@ -220,6 +247,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_new_early_pass),
+		cmocka_unit_test(test_min_delay),
 		cmocka_unit_test(test_window_expired_starts_over),
 		cmocka_unit_test(test_clock_backwards_starts_over),
 		cmocka_unit_test(test_zero_delay_passes_first),

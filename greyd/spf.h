@@ -1,0 +1,89 @@
+/*
+ * spf.h — SPF checks (RFC 7208) with libspf2, off the event loop.
+ *
+ * spf_workers threads each run libspf2 with a DNS layer of greyd's own:
+ * every lookup libspf2 makes is handed to the loop thread, which resolves it
+ * through dns.c (c-ares, the same dns_servers as the DNS lists), and the
+ * worker waits for the answer.  The loop itself never waits: spf_check()
+ * queues the request and returns; the callback runs later, from the loop.
+ *
+ * The identity checked is MAIL FROM, or the HELO name when the sender is
+ * <> (RFC 7208 §2.4); a HELO name that is an address literal or not a
+ * domain gives SPF_R_NONE for the null sender.  A check that has not ended
+ * after spf_timeout ends with SPF_R_TEMPERROR ("timeout"); its worker's
+ * late result is dropped.
+ */
+#ifndef GREYD_SPF_H
+#define GREYD_SPF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/event.h>
+
+#include "conf.h"
+#include "dns.h"
+#include "netaddr.h"
+
+enum spf_result {
+	SPF_R_NONE,
+	SPF_R_NEUTRAL,
+	SPF_R_PASS,
+	SPF_R_FAIL,
+	SPF_R_SOFTFAIL,
+	SPF_R_TEMPERROR,
+	SPF_R_PERMERROR,
+};
+
+#define SPF_DOMAIN_MAX		255
+#define SPF_HEADER_MAX		998	/* a header line, RFC 5322 §2.1.1 */
+#define SPF_EXPLAIN_MAX		200	/* octets of explanation in a reply */
+
+struct spf_answer {
+	enum spf_result result;
+	bool helo;			/* the HELO identity was checked */
+	/* the domain checked: the sender's, or the HELO name */
+	char domain[SPF_DOMAIN_MAX + 1];
+	/* "Received-SPF: pass (host: ...) client-ip=...; envelope-from=...;
+	 * helo=...;" — one line, no CRLF, printable ASCII */
+	char received[SPF_HEADER_MAX + 1];
+	/* fail: the explanation (the domain's exp= or libspf2's default),
+	 * printable ASCII, cut to SPF_EXPLAIN_MAX; else "" */
+	char explanation[SPF_EXPLAIN_MAX + 1];
+	/* why, in a few words, for the log: libspf2's error text for
+	 * temperror/permerror, "timeout", "" for the others */
+	char reason[128];
+	int64_t elapsed_ms;		/* from spf_check to the answer */
+};
+
+struct spf;
+struct spf_check;
+
+typedef void (*spf_cb)(const struct spf_answer *a, void *arg);
+
+/*
+ * c->spf_workers threads (0: spf_new returns NULL with err "" and greyd
+ * does no SPF).  *confp is read at each check (hostname for Received-SPF,
+ * spf_timeout): main.c swaps the configuration on SIGHUP; the number of
+ * workers is fixed at start.  NULL with err set on failure.
+ */
+struct spf *spf_new(struct event_base *base, struct dns *dns,
+    struct greyd_conf *const *confp, char *err, size_t errlen);
+/*
+ * Check client with helo and sender ("" for <>, else local@domain).  cb
+ * runs exactly once, from the loop, never inside spf_check(), unless
+ * spf_cancel() is called first.  Never NULL (aborts when out of memory).
+ */
+struct spf_check *spf_check(struct spf *s, const struct netaddr *client,
+    const char *helo, const char *sender, spf_cb cb, void *arg);
+/* The callback will not run; the worker's result is dropped. */
+void spf_cancel(struct spf_check *c);
+/* Checks queued or running. */
+unsigned spf_pending(const struct spf *s);
+/* Stops the workers (a running check is abandoned at its next lookup);
+ * callbacks not yet run never run. */
+void spf_free(struct spf *s);
+
+const char *spf_result_name(enum spf_result r);	/* "pass", "softfail" ... */
+
+#endif
