@@ -51,6 +51,7 @@
 #include "listener.h"
 #include "log.h"
 #include "netaddr.h"
+#include "evloop.h"
 #include "rbldnsd.h"
 
 #define PLEN		256
@@ -173,34 +174,26 @@ addr(const char *s)
 	return a;
 }
 
-static void
-tick_cb(evutil_socket_t fd, short what, void *arg)
+struct flag_want {
+	const bool *flag;
+	bool want;
+};
+
+static bool
+flag_is(const void *arg)
 {
+	const struct flag_want *fw = arg;
+
+	return *fw->flag == fw->want;
 }
 
-static double
-since(const struct timeval *t0)
-{
-	struct timeval t1;
-
-	gettimeofday(&t1, NULL);
-	return (double)(t1.tv_sec - t0->tv_sec) +
-	    (double)(t1.tv_usec - t0->tv_usec) / 1e6;
-}
-
-/* Run the loop until *flag (if given) or seconds pass. */
+/* Run the loop until *flag (if given) is want or seconds pass. */
 static void
 run_while(struct fixture *f, const bool *flag, bool want, double seconds)
 {
-	struct timeval tv = { 0, 10000 }, t0;
-	struct event *tick = event_new(f->base, -1, EV_PERSIST, tick_cb, NULL);
+	struct flag_want fw = { flag, want };
 
-	assert_non_null(tick);
-	event_add(tick, &tv);
-	gettimeofday(&t0, NULL);
-	while ((flag == NULL || *flag != want) && since(&t0) < seconds)
-		event_base_loop(f->base, EVLOOP_ONCE);
-	event_free(tick);
+	evloop_run(f->base, flag != NULL ? flag_is : NULL, &fw, seconds);
 }
 
 /* Run the loop until no lookup is pending (at most 5 s). */

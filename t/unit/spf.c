@@ -42,6 +42,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "spf.h"
+#include "evloop.h"
 #include "rbldnsd.h"
 
 #define HOST		"mx.greyd.test"
@@ -110,34 +111,17 @@ write_zone(const char *dir)
 
 /* ---- helpers ---- */
 
-static void
-tick_cb(evutil_socket_t fd, short what, void *arg)
+static bool
+answered(const void *want)
 {
-}
-
-static double
-since(const struct timeval *t0)
-{
-	struct timeval t1;
-
-	gettimeofday(&t1, NULL);
-	return (double)(t1.tv_sec - t0->tv_sec) +
-	    (double)(t1.tv_usec - t0->tv_usec) / 1e6;
+	return answers_total >= *(const int *)want;
 }
 
 /* Run the loop until answers_total reaches want or seconds pass. */
 static void
 run_until(struct fixture *f, int want, double seconds)
 {
-	struct timeval tv = { 0, 20000 }, t0;
-	struct event *tick = event_new(f->base, -1, EV_PERSIST, tick_cb, NULL);
-
-	assert_non_null(tick);
-	event_add(tick, &tv);
-	gettimeofday(&t0, NULL);
-	while (answers_total < want && since(&t0) < seconds)
-		event_base_loop(f->base, EVLOOP_ONCE);
-	event_free(tick);
+	evloop_run(f->base, answered, &want, seconds);
 }
 
 /* Resolver on port with dns_timeout_ms per try, spf with workers. */
