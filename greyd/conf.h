@@ -140,6 +140,7 @@ struct greyd_conf {
 	enum conf_action spf_temperror_action;
 	enum conf_action spf_permerror_action;
 	bool greylist_spf_key;		/* SPF pass: the domain is the client key */
+	bool spf_check_loopback;	/* check 127/8 and ::1 clients too */
 
 	/* SMTP server */
 	char hostname[256];		/* default: gethostname() */

@@ -39,16 +39,23 @@
  * and ARES_ECANCELLED -> DNS_CANCELLED, anything else (SERVFAIL, REFUSED,
  * connection refused, a malformed answer, no memory) -> DNS_ERROR.
  *
- * Raw queries (dns_query_raw, for SPF's DNS layer): any type; the answer
- * message is copied out of c-ares (delivery is deferred) and handed to the
- * callback as it came, with the same status mapping; the caller parses it.
+ * Waiting resolvers (struct dns_sync, for the SPF workers, design §2): a
+ * channel of its own per thread, with the same settings (servers_csv,
+ * options) as the loop's, and no sock_state_cb.  dns_sync_query sends one
+ * query and waits for it in poll(2) on the sockets ares_getsock names, at
+ * most DNS_SYNC_SLICE_MS at a time (less when ares_timeout says so), calling
+ * ares_process_fd after each wait; between waits it asks the caller's stop
+ * function, and if that says stop, ares_cancel ends the query
+ * (DNS_CANCELLED).  The answer message is copied out for the caller, with
+ * the same status mapping as above.
  *
  * ares_library_init is called once per process (pthread_once: SPF workers
- * will make channels of their own in their threads) and never undone.
+ * make channels of their own) and never undone.
  */
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -68,6 +75,9 @@
 #define DNS_EDNS_SIZE	1232	/* UDP payload we accept (DNS flag day 2020) */
 #define DNS_SERVERS_MAX	16	/* entries of dns_servers */
 #define DNS_SERVER_LEN	64	/* "[v6]:port," */
+_Static_assert(DNS_SERVERS_MAX * DNS_SERVER_LEN <= DNS_SERVERS_CSV_MAX,
+    "DNS_SERVERS_CSV_MAX");
+#define DNS_SYNC_SLICE_MS 100	/* longest wait between stop checks */
 #define DNS_LABELS_MAX	128	/* labels and pointers followed in a name */
 #define DNS_HDR_LEN	12
 #define DNS_RR_FIXED	10	/* type, class, TTL, rdlength */
@@ -94,11 +104,8 @@ struct dns_chan {
 struct dns_query {
 	TAILQ_ENTRY(dns_query) entry;	/* d->done */
 	dns_cb cb;
-	dns_raw_cb raw_cb;		/* instead of cb: a raw query */
 	void *arg;
 	enum dns_type type;
-	unsigned char *abuf;		/* raw: the answer copied, or NULL */
-	int alen;
 	struct dns_chan *chan;		/* NULL once answered */
 	struct dns_answer ans;
 };
@@ -183,9 +190,9 @@ server_entry(const char *w, char *out, size_t outlen)
 }
 
 /* c->dns_servers as the csv of ares_set_servers_ports_csv ("" if empty). */
-static int
-servers_csv(const struct greyd_conf *c, char *csv, size_t csvlen, char *err,
-    size_t errlen)
+int
+dns_servers_csv(const struct greyd_conf *c, char *csv, size_t csvlen,
+    char *err, size_t errlen)
 {
 	const struct conf_list *l = &c->dns_servers;
 	char one[DNS_SERVER_LEN];
@@ -297,15 +304,51 @@ dns_timer_cb(evutil_socket_t fd, short what, void *arg)
 	chan_rearm(chan);
 }
 
+/*
+ * *ch with greyd's options on the servers of csv ("": /etc/resolv.conf);
+ * state_cb, if not NULL, hooks its sockets into a loop.  -1 with err set.
+ */
+static int
+channel_init(ares_channel *ch, const char *csv, int timeout_ms,
+    ares_sock_state_cb state_cb, void *state_data, char *err, size_t errlen)
+{
+	struct ares_options o;
+	int r, mask = ARES_OPT_FLAGS | ARES_OPT_EDNSPSZ | ARES_OPT_TIMEOUTMS |
+	    ARES_OPT_TRIES;
+
+	memset(&o, 0, sizeof(o));
+	o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_EDNS |
+	    ARES_FLAG_STAYOPEN;
+	o.ednspsz = DNS_EDNS_SIZE;
+	o.timeout = timeout_ms;
+	o.tries = DNS_TRIES;
+	if (state_cb != NULL) {
+		o.sock_state_cb = state_cb;
+		o.sock_state_cb_data = state_data;
+		mask |= ARES_OPT_SOCK_STATE_CB;
+	}
+	if ((r = ares_init_options(ch, &o, mask)) != ARES_SUCCESS) {
+		snprintf(err, errlen, "dns: ares_init_options: %s",
+		    ares_strerror(r));
+		return -1;
+	}
+	if (csv[0] != '\0' &&
+	    (r = ares_set_servers_ports_csv(*ch, csv)) != ARES_SUCCESS) {
+		snprintf(err, errlen, "dns_servers: %s: %s", csv,
+		    ares_strerror(r));
+		ares_destroy(*ch);
+		return -1;
+	}
+	return 0;
+}
+
 static struct dns_chan *
 chan_new(struct dns *d, const struct greyd_conf *c, char *err, size_t errlen)
 {
-	struct ares_options o;
 	struct dns_chan *chan;
-	char csv[DNS_SERVERS_MAX * DNS_SERVER_LEN];
-	int r;
+	char csv[DNS_SERVERS_CSV_MAX];
 
-	if (servers_csv(c, csv, sizeof(csv), err, errlen) == -1)
+	if (dns_servers_csv(c, csv, sizeof(csv), err, errlen) == -1)
 		return NULL;
 	if ((chan = calloc(1, sizeof(*chan))) == NULL) {
 		snprintf(err, errlen, "dns: out of memory");
@@ -314,27 +357,8 @@ chan_new(struct dns *d, const struct greyd_conf *c, char *err, size_t errlen)
 	chan->d = d;
 	LIST_INIT(&chan->socks);
 	evtimer_assign(&chan->timer, d->base, dns_timer_cb, chan);
-	memset(&o, 0, sizeof(o));
-	o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_EDNS;
-	o.ednspsz = DNS_EDNS_SIZE;
-	o.timeout = d->timeout_ms;
-	o.tries = DNS_TRIES;
-	o.sock_state_cb = dns_sock_state_cb;
-	o.sock_state_cb_data = chan;
-	r = ares_init_options(&chan->ch, &o, ARES_OPT_FLAGS |
-	    ARES_OPT_EDNSPSZ | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
-	    ARES_OPT_SOCK_STATE_CB);
-	if (r != ARES_SUCCESS) {
-		snprintf(err, errlen, "dns: ares_init_options: %s",
-		    ares_strerror(r));
-		free(chan);
-		return NULL;
-	}
-	if (csv[0] != '\0' &&
-	    (r = ares_set_servers_ports_csv(chan->ch, csv)) != ARES_SUCCESS) {
-		snprintf(err, errlen, "dns_servers: %s: %s", csv,
-		    ares_strerror(r));
-		ares_destroy(chan->ch);
+	if (channel_init(&chan->ch, csv, d->timeout_ms, dns_sock_state_cb,
+	    chan, err, errlen) == -1) {
 		free(chan);
 		return NULL;
 	}
@@ -560,32 +584,11 @@ query_done(struct dns *d, struct dns_query *q)
 	event_active(d->deliver, EV_TIMEOUT, 1);
 }
 
-/* A raw query's answer: the status, and a copy of the message (none if
- * out of memory: then DNS_ERROR). */
-static void
-fill_raw(struct dns_query *q, int status, const unsigned char *abuf,
-    int alen)
-{
-	q->ans.status = map_status(status);
-	if (abuf == NULL || alen <= 0 || q->ans.status == DNS_CANCELLED)
-		return;
-	if ((q->abuf = malloc((size_t)alen)) == NULL) {
-		q->ans.status = DNS_ERROR;
-		return;
-	}
-	memcpy(q->abuf, abuf, (size_t)alen);
-	q->alen = alen;
-}
-
 /* Run q's callback and free q. */
 static void
 query_run(struct dns_query *q)
 {
-	if (q->raw_cb != NULL) {
-		q->raw_cb(q->ans.status, q->abuf, q->alen, q->arg);
-		free(q->abuf);
-	} else
-		q->cb(&q->ans, q->arg);
+	q->cb(&q->ans, q->arg);
 	free(q);
 }
 
@@ -597,10 +600,7 @@ dns_ares_cb(void *arg, int status, int timeouts, unsigned char *abuf,
 	struct dns_query *q = arg;
 	struct dns_chan *chan = q->chan;
 
-	if (q->raw_cb != NULL)
-		fill_raw(q, status, abuf, alen);
-	else
-		fill_answer(&q->ans, q->type, status, abuf, alen);
+	fill_answer(&q->ans, q->type, status, abuf, alen);
 	chan->pending--;
 	q->chan = NULL;
 	query_done(chan->d, q);
@@ -630,22 +630,31 @@ dns_deliver_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the interface ---- */
 
+/* c-ares initialised for the process, and timeout_ms usable; else err. */
+static bool
+lib_ready(int timeout_ms, char *err, size_t errlen)
+{
+	pthread_once(&dns_lib_once, dns_lib_init);
+	if (dns_lib_status != ARES_SUCCESS) {
+		snprintf(err, errlen, "dns: ares_library_init: %s",
+		    ares_strerror(dns_lib_status));
+		return false;
+	}
+	if (timeout_ms <= 0) {
+		snprintf(err, errlen, "dns: timeout of %d ms", timeout_ms);
+		return false;
+	}
+	return true;
+}
+
 struct dns *
 dns_new(struct event_base *base, const struct greyd_conf *c, int timeout_ms,
     char *err, size_t errlen)
 {
 	struct dns *d;
 
-	pthread_once(&dns_lib_once, dns_lib_init);
-	if (dns_lib_status != ARES_SUCCESS) {
-		snprintf(err, errlen, "dns: ares_library_init: %s",
-		    ares_strerror(dns_lib_status));
+	if (!lib_ready(timeout_ms, err, errlen))
 		return NULL;
-	}
-	if (timeout_ms <= 0) {
-		snprintf(err, errlen, "dns: timeout of %d ms", timeout_ms);
-		return NULL;
-	}
 	if ((d = calloc(1, sizeof(*d))) == NULL) {
 		snprintf(err, errlen, "dns: out of memory");
 		return NULL;
@@ -701,7 +710,7 @@ name_ok(const char *name)
 }
 
 static struct dns_query *
-query_new(struct dns *d, dns_cb cb, dns_raw_cb raw_cb, void *arg)
+query_new(struct dns *d, dns_cb cb, void *arg)
 {
 	struct dns_query *q;
 
@@ -711,7 +720,6 @@ query_new(struct dns *d, dns_cb cb, dns_raw_cb raw_cb, void *arg)
 		abort();
 	}
 	q->cb = cb;
-	q->raw_cb = raw_cb;
 	q->arg = arg;
 	d->npending++;
 	return q;
@@ -740,21 +748,11 @@ void
 dns_query(struct dns *d, const char *name, enum dns_type type, dns_cb cb,
     void *arg)
 {
-	struct dns_query *q = query_new(d, cb, NULL, arg);
+	struct dns_query *q = query_new(d, cb, arg);
 
 	q->type = type;
 	query_start(d, q, name, (int)type, name_ok(name) &&
 	    (type == DNS_TYPE_A || type == DNS_TYPE_TXT));
-}
-
-void
-dns_query_raw(struct dns *d, const char *name, int type, dns_raw_cb cb,
-    void *arg)
-{
-	struct dns_query *q = query_new(d, NULL, cb, arg);
-
-	query_start(d, q, name, type, name_ok(name) && type > 0 &&
-	    type < 65536);
 }
 
 unsigned
@@ -784,11 +782,130 @@ dns_free(struct dns *d)
 		TAILQ_REMOVE(&d->done, q, entry);
 		memset(&q->ans, 0, sizeof(q->ans));
 		q->ans.status = DNS_CANCELLED;
-		free(q->abuf);
-		q->abuf = NULL;
-		q->alen = 0;
 		query_run(q);
 	}
 	event_free(d->deliver);
+	free(d);
+}
+
+/* ---- waiting resolvers (SPF workers) ---- */
+
+struct dns_sync {
+	ares_channel ch;
+};
+
+struct sync_result {
+	bool done;
+	int status;
+	unsigned char *abuf;		/* a copy, or NULL */
+	int alen;
+};
+
+static void
+sync_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct sync_result *r = arg;
+
+	(void)timeouts;
+	r->done = true;
+	r->status = status;
+	if (abuf == NULL || alen <= 0 || status == ARES_EDESTRUCTION ||
+	    status == ARES_ECANCELLED)
+		return;
+	if ((r->abuf = malloc((size_t)alen)) == NULL) {
+		r->status = ARES_ENOMEM;
+		return;
+	}
+	memcpy(r->abuf, abuf, (size_t)alen);
+	r->alen = alen;
+}
+
+struct dns_sync *
+dns_sync_new(const char *csv, int timeout_ms, char *err, size_t errlen)
+{
+	struct dns_sync *d;
+
+	if (!lib_ready(timeout_ms, err, errlen))
+		return NULL;
+	if ((d = calloc(1, sizeof(*d))) == NULL) {
+		snprintf(err, errlen, "dns: out of memory");
+		return NULL;
+	}
+	if (channel_init(&d->ch, csv, timeout_ms, NULL, NULL, err,
+	    errlen) == -1) {
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
+/* Wait once for d's sockets (at most DNS_SYNC_SLICE_MS), then let c-ares
+ * read, write, retry and time out. */
+static void
+sync_wait(struct dns_sync *d)
+{
+	ares_socket_t socks[ARES_GETSOCK_MAXNUM];
+	struct pollfd pfd[ARES_GETSOCK_MAXNUM];
+	struct timeval max = { 0, DNS_SYNC_SLICE_MS * 1000 }, tv, *tvp;
+	int bits = ares_getsock(d->ch, socks, ARES_GETSOCK_MAXNUM);
+	unsigned ub = (unsigned)bits, rd, wr;
+	int i, n = 0, ms;
+
+	/* not ares.h's ARES_GETSOCK_WRITABLE: it shifts a signed 1 into
+	 * bit 31 */
+	for (i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
+		rd = ub & (1u << i);
+		wr = ub & (1u << (i + ARES_GETSOCK_MAXNUM));
+		if (!rd && !wr)
+			continue;
+		pfd[n].fd = socks[i];
+		pfd[n].events = (short)((rd ? POLLIN : 0) | (wr ? POLLOUT : 0));
+		pfd[n].revents = 0;
+		n++;
+	}
+	tvp = ares_timeout(d->ch, &max, &tv);
+	ms = (int)(tvp->tv_sec * 1000 + (tvp->tv_usec + 999) / 1000);
+	if (poll(pfd, (nfds_t)n, ms) <= 0) {
+		ares_process_fd(d->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+		return;
+	}
+	for (i = 0; i < n; i++)
+		ares_process_fd(d->ch,
+		    pfd[i].revents & (POLLIN | POLLERR | POLLHUP) ?
+		    pfd[i].fd : ARES_SOCKET_BAD,
+		    pfd[i].revents & (POLLOUT | POLLERR | POLLHUP) ?
+		    pfd[i].fd : ARES_SOCKET_BAD);
+}
+
+enum dns_status
+dns_sync_query(struct dns_sync *d, const char *name, int type,
+    unsigned char **abuf, int *alen, bool (*stop)(void *), void *arg)
+{
+	struct sync_result r;
+
+	memset(&r, 0, sizeof(r));
+	*abuf = NULL;
+	*alen = 0;
+	if (!name_ok(name) || type <= 0 || type >= 65536)
+		return DNS_ERROR;
+	if (stop != NULL && stop(arg))
+		return DNS_CANCELLED;
+	ares_query(d->ch, name, C_IN, type, sync_cb, &r);
+	while (!r.done) {
+		sync_wait(d);
+		if (!r.done && stop != NULL && stop(arg))
+			ares_cancel(d->ch);	/* sync_cb: ECANCELLED */
+	}
+	*abuf = r.abuf;
+	*alen = r.alen;
+	return map_status(r.status);
+}
+
+void
+dns_sync_free(struct dns_sync *d)
+{
+	if (d == NULL)
+		return;
+	ares_destroy(d->ch);
 	free(d);
 }

@@ -2,8 +2,9 @@
  * dns.h — the one resolver of greyd: a c-ares channel driven by the
  * libevent loop (design §3: c-ares sockets hooked in via sock_state_cb, one
  * timer for ares_timeout).  Every DNS lookup greyd makes goes through it:
- * the DNSBL/DNSWL/RHSBL queries of dnsbl.c, and SPF's DNS layer (spf.c,
- * through dns_query_raw).
+ * the DNSBL/DNSWL/RHSBL queries of dnsbl.c here, and SPF's DNS layer
+ * (spf.c) through a waiting resolver per worker thread (dns_sync_*, below)
+ * made with the same settings.
  *
  * dns_servers (greyd.conf) lists up to 16 "host" or "host:port" words
  * ("[v6]:port" for IPv6 with a port, "v6" or "[v6]" without); numeric hosts
@@ -22,6 +23,7 @@
 #ifndef GREYD_DNS_H
 #define GREYD_DNS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -85,22 +87,39 @@ int dns_reconfigure(struct dns *d, const struct greyd_conf *c, char *err,
  */
 void dns_query(struct dns *d, const char *name, enum dns_type type,
     dns_cb cb, void *arg);
-/*
- * A raw query, for SPF's DNS layer: name for any RR type (1 to 65535),
- * class IN.  cb(status, abuf, alen, arg) later, with the same guarantees as
- * dns_query (exactly once, from the loop, never inside this call; counted
- * by dns_pending; DNS_CANCELLED from dns_free).  abuf is the answer message
- * as received (DNS_OK for NODATA too, with records 0; NXDOMAIN with the
- * message; NULL and 0 when there is none: timeout, cancelled, a bad name);
- * it is valid only during the callback, and is hostile input: parse it
- * with bounds (ares_parse_*_reply).  Aborts if it cannot allocate the query.
- */
-typedef void (*dns_raw_cb)(enum dns_status st, const unsigned char *abuf,
-    int alen, void *arg);
-void dns_query_raw(struct dns *d, const char *name, int type, dns_raw_cb cb,
-    void *arg);
 /* Queries started whose callback has not run yet. */
 unsigned dns_pending(const struct dns *d);
 void dns_free(struct dns *d);
+
+/*
+ * The server list of c as the text dns_sync_new takes ("" for
+ * /etc/resolv.conf); -1 with err set if it is bad, as dns_new would say.
+ */
+#define DNS_SERVERS_CSV_MAX	1024
+int dns_servers_csv(const struct greyd_conf *c, char *csv, size_t csvlen,
+    char *err, size_t errlen);
+
+/*
+ * A waiting resolver, for one thread that may block (an SPF worker): its
+ * own c-ares channel with the same options as dns_new's (timeout_ms per
+ * try, 2 tries per server, EDNS0) on the servers of csv.  Not for the loop
+ * thread.  Used by one thread at a time.
+ */
+struct dns_sync;
+struct dns_sync *dns_sync_new(const char *csv, int timeout_ms, char *err,
+    size_t errlen);
+/*
+ * Query name for type (1 to 65535, class IN) and wait for the answer.
+ * *abuf (malloc'd, the caller frees it) is the answer message as received,
+ * hostile input to parse with bounds; NULL when there is none (timeout,
+ * cancelled, a bad name).  DNS_OK is also NODATA.  stop(arg), if not NULL,
+ * is asked before the query and at least every 100 ms while it waits; when
+ * it returns true the query ends with DNS_CANCELLED.  A bad name or type:
+ * DNS_ERROR without a query.
+ */
+enum dns_status dns_sync_query(struct dns_sync *d, const char *name,
+    int type, unsigned char **abuf, int *alen, bool (*stop)(void *),
+    void *arg);
+void dns_sync_free(struct dns_sync *d);
 
 #endif

@@ -215,6 +215,9 @@ reload_cb(evutil_socket_t sig, short what, void *arg)
 		log_err("maps not reloaded, the previous ones stay: %s", err);
 	if (dns_reconfigure(srv->dns, c, err, sizeof(err)) != 0)
 		log_err("dns_servers not changed: %s", err);
+	else if (srv->spf != NULL &&
+	    spf_reconfigure(srv->spf, err, sizeof(err)) != 0)
+		log_err("dns_servers not changed for SPF: %s", err);
 }
 
 static void
@@ -274,8 +277,9 @@ run(struct server *srv, const struct options *opt)
 		log_err("out of memory");
 		goto out;
 	}
-	if ((srv->spf = spf_new(srv->base, srv->dns, &srv->conf, err,
-	    sizeof(err))) == NULL && err[0] != '\0') {
+	if ((srv->spf = spf_new(srv->base, &srv->conf,
+	    srv->conf->dnsbl_timeout * 1000 / 2, err, sizeof(err))) == NULL &&
+	    err[0] != '\0') {
 		log_err("%s", err);
 		goto out;
 	}

@@ -199,6 +199,16 @@ netaddr_in_cidr(const struct netaddr *a, const struct cidr *c)
 }
 
 bool
+netaddr_is_loopback(const struct netaddr *a)
+{
+	static const uint8_t v6[16] = { [15] = 1 };
+
+	if (a->family == AF_INET)
+		return a->bytes[0] == 127;
+	return a->family == AF_INET6 && memcmp(a->bytes, v6, 16) == 0;
+}
+
+bool
 netaddr_in_cidr_list(const struct netaddr *a, const struct cidr *list,
     size_t n)
 {

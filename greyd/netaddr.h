@@ -44,6 +44,8 @@ int netaddr_parse_cidr(struct cidr *c, const char *s);
 /* Zero the bits after prefix. */
 void netaddr_mask(struct netaddr *a, int prefix);
 bool netaddr_in_cidr(const struct netaddr *a, const struct cidr *c);
+/* The host itself: 127.0.0.0/8 or ::1. */
+bool netaddr_is_loopback(const struct netaddr *a);
 bool netaddr_in_cidr_list(const struct netaddr *a, const struct cidr *list,
     size_t n);
 /* Numeric text of the address (no brackets). */

@@ -1089,7 +1089,9 @@ session_mail(struct session *s, const struct smtp_command *cmd)
 	snprintf(s->sender, sizeof(s->sender), "%s", cmd->addr);
 	snprintf(s->mail_params, sizeof(s->mail_params), "%s", cmd->params);
 	session_dnsbl_sender(s);
-	if (s->srv->spf == NULL) {
+	/* No SPF, or a client on this host (spf_check_loopback = no). */
+	if (s->srv->spf == NULL || (!conf_of(s)->spf_check_loopback &&
+	    netaddr_is_loopback(&s->addr))) {
 		session_reply(s, "250 2.1.0 Ok");
 		return;
 	}

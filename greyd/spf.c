@@ -1,22 +1,23 @@
 /*
- * spf.c — SPF checks (RFC 7208) with libspf2 in worker threads, their DNS
- * through the loop's resolver (see spf.h).
+ * spf.c — SPF checks (RFC 7208) with libspf2 in worker threads, each
+ * resolving through a c-ares channel of its own (see spf.h).
  *
  * Threads.  spf_new starts spf_workers threads, each with its own
  * SPF_server_t whose only DNS layer is ours (struct SPF_dns_server_t with
- * lookup = layer_lookup, no cache, no layer below).  Everything crossing
- * threads goes through struct spf under one mutex, held only for list and
- * flag updates, never across a wait of the loop:
+ * lookup = layer_lookup, no cache, no layer below) and its own waiting
+ * resolver (dns.h: dns_sync_*, the loop's settings: dns_servers, the
+ * per-try timeout, EDNS0).  Everything crossing threads goes through
+ * struct spf under one mutex, held only for list and flag updates:
  *   - s->jobs: checks queued by spf_check (loop) for the workers (cond
  *     s->jobs_cv);
- *   - s->lookups: DNS lookups a worker asks the loop to make; the worker
- *     then waits on its own condition variable until the lookup is answered;
- *   - s->done: finished checks, for the loop to deliver.
- * A worker that queues a lookup or a finished check writes to an eventfd
- * that a persistent libevent event of the loop watches (wake_cb); the loop
- * thread makes every dns.c call (dns_query_raw) and runs every callback.
- * libevent is not made thread-aware (no evthread_use_pthreads): only the
- * loop thread touches events.
+ *   - s->done: finished checks, for the loop to deliver;
+ *   - s->servers: dns_servers as spf_reconfigure (SIGHUP) last set it; a
+ *     worker makes itself a new resolver before its next check when the
+ *     generation number changed.
+ * A worker that posts a finished check writes to an eventfd that a
+ * persistent libevent event of the loop watches (wake_cb); the loop runs
+ * every callback.  libevent is not made thread-aware (no
+ * evthread_use_pthreads): only the loop thread touches events.
  *
  * The DNS layer.  libspf2 asks for A, AAAA, MX, PTR and TXT records, and
  * (libspf2 1.2.10) first for type SPF (99), which RFC 7208 §3.1 retired:
@@ -34,21 +35,22 @@
  * until a worker takes it (state QUEUED), to that worker while it runs
  * (RUNNING), to the done list once finished (FINISHED).  spf_cancel and the
  * timer "abandon" it: a queued check leaves the queue and is freed at once;
- * a running one is flagged, its lookups queued or in flight are answered
- * TRY_AGAIN at once (the c-ares query goes on, its answer is dropped), and
- * its later lookups get TRY_AGAIN without a query, so libspf2 ends quickly;
+ * a running one is flagged: its lookup in flight sees the flag within
+ * 100 ms (the resolver's stop function) and ends with TRY_AGAIN, and its
+ * later lookups get TRY_AGAIN without a query, so libspf2 ends quickly;
  * the loop frees it when it comes back through the done list, without a
  * callback.  The timer runs the callback with temperror "timeout".
- * spf_free answers every lookup the same way, joins the workers and frees
- * what is left without callbacks.
+ * spf_free flags spf as stopping (every lookup ends the same way), joins
+ * the workers and frees what is left without callbacks.
  *
  * Identity.  The sender "" checks the HELO name as "postmaster@helo" (RFC
  * 7208 §2.4; libspf2 does this when env_from is "" and the HELO name is
  * set first); a HELO name that is an address literal or no domain gives
  * none without a lookup.  A HELO name longer than SPF_DOMAIN_MAX or a sender
  * longer than SPF_SENDER_MAX also gives none (a domain that long is
- * malformed, RFC 7208 §4.3).  libspf2 gives a loopback client (127/8, ::1)
- * pass, "localhost is always allowed".
+ * malformed, RFC 7208 §4.3).  Every client is judged by the record, a
+ * loopback one too: libspf2's "localhost is always allowed" is turned off
+ * (SPF_request_is_loopback below).
  *
  * Results.  libspf2's result, except where it leaves none set (its
  * get_record returns an error code only): SPF_E_DNS_ERROR is temperror, a
@@ -104,34 +106,15 @@ enum check_state { CK_QUEUED, CK_RUNNING, CK_FINISHED };
 
 struct spf_worker;
 
-/* One lookup of a worker (on its stack) until the loop answers it. */
-struct spf_lookup {
-	TAILQ_ENTRY(spf_lookup) entry;	/* s->lookups */
-	struct spf_worker *w;
-	struct spf_check *check;
-	const char *name;
-	int type;
-	bool answered;			/* mu */
-	enum dns_status status;		/* mu, once answered */
-	unsigned char *abuf;		/* mu: a copy, freed by the worker */
-	int alen;
-};
-
-/* A dns_query_raw in flight (loop only): lk NULL once detached. */
-struct spf_dnsq {
-	struct spf_lookup *lk;
-	struct spf *s;
-};
-
 struct spf_worker {
 	struct spf *s;
 	pthread_t th;
 	bool started;
 	SPF_server_t *server;
 	SPF_dns_server_t *layer;	/* its DNS layer, ours to free */
-	pthread_cond_t cv;		/* its lookup was answered */
+	struct dns_sync *res;		/* its own resolver */
+	unsigned servers_gen;		/* of the servers res uses */
 	struct spf_check *check;	/* mu: the check it runs */
-	struct spf_dnsq *dnsq;		/* loop: its query in flight */
 };
 
 struct spf_check {
@@ -158,13 +141,14 @@ TAILQ_HEAD(spf_check_list, spf_check);
 
 struct spf {
 	struct event_base *base;
-	struct dns *dns;
 	struct greyd_conf *const *confp;
+	int dns_timeout_ms;		/* per try, as the loop's resolver */
+	char servers[DNS_SERVERS_CSV_MAX];	/* mu: dns_servers now */
+	unsigned servers_gen;		/* mu: bumped by spf_reconfigure */
 	pthread_mutex_t mu;
 	pthread_cond_t jobs_cv;
 	struct spf_check_list jobs;	/* mu */
 	struct spf_check_list done;	/* mu */
-	TAILQ_HEAD(, spf_lookup) lookups;	/* mu */
 	bool stopping;			/* mu */
 	int efd;			/* eventfd: workers wake the loop */
 	struct event *wake;
@@ -300,28 +284,6 @@ make_received(struct spf_answer *a, const struct spf_check *c,
 
 /* ---- the worker side: the DNS layer ---- */
 
-/* Hand lk to the loop and wait for its answer (or TRY_AGAIN at once if
- * the check is abandoned or spf is stopping). */
-static void
-lookup_wait(struct spf_worker *w, struct spf_lookup *lk)
-{
-	struct spf *s = w->s;
-	uint64_t one = 1;
-
-	pthread_mutex_lock(&s->mu);
-	if (lk->check->abandoned || s->stopping) {
-		lk->answered = true;
-		lk->status = DNS_CANCELLED;
-	} else {
-		TAILQ_INSERT_TAIL(&s->lookups, lk, entry);
-		if (write(s->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
-			log_warn("spf: eventfd: %s", strerror(errno));
-	}
-	while (!lk->answered)
-		pthread_cond_wait(&w->cv, &s->mu);
-	pthread_mutex_unlock(&s->mu);
-}
-
 static int
 fill_a(SPF_dns_rr_t *rr, const unsigned char *abuf, int alen)
 {
@@ -454,34 +416,34 @@ fill_txt(SPF_dns_rr_t *rr, const unsigned char *abuf, int alen)
 /* The answer as libspf2's record set. */
 static SPF_dns_rr_t *
 lookup_rr(SPF_dns_server_t *ds, const char *domain, ns_type type,
-    const struct spf_lookup *lk)
+    enum dns_status st, const unsigned char *abuf, int alen)
 {
 	SPF_dns_rr_t *rr;
 	int n = -1;
 
-	if (lk->status == DNS_NXDOMAIN)
+	if (st == DNS_NXDOMAIN)
 		return SPF_dns_rr_new_init(ds, domain, type, 0,
 		    HOST_NOT_FOUND);
-	if (lk->status != DNS_OK || lk->abuf == NULL)
+	if (st != DNS_OK || abuf == NULL)
 		return SPF_dns_rr_new_init(ds, domain, type, 0, TRY_AGAIN);
 	if ((rr = SPF_dns_rr_new_init(ds, domain, type, 0, NETDB_SUCCESS)) ==
 	    NULL)
 		return NULL;
 	switch (type) {
 	case ns_t_a:
-		n = fill_a(rr, lk->abuf, lk->alen);
+		n = fill_a(rr, abuf, alen);
 		break;
 	case ns_t_aaaa:
-		n = fill_aaaa(rr, lk->abuf, lk->alen);
+		n = fill_aaaa(rr, abuf, alen);
 		break;
 	case ns_t_mx:
-		n = fill_mx(rr, lk->abuf, lk->alen);
+		n = fill_mx(rr, abuf, alen);
 		break;
 	case ns_t_ptr:
-		n = fill_ptr(rr, lk->abuf, lk->alen);
+		n = fill_ptr(rr, abuf, alen);
 		break;
 	case ns_t_txt:
-		n = fill_txt(rr, lk->abuf, lk->alen);
+		n = fill_txt(rr, abuf, alen);
 		break;
 	default:
 		break;
@@ -491,14 +453,30 @@ lookup_rr(SPF_dns_server_t *ds, const char *domain, ns_type type,
 	return rr;
 }
 
-/* libspf2's lookup: through the loop, the worker waiting. */
+/* Whether w's lookup should end now: its check abandoned, or spf
+ * stopping. */
+static bool
+lookup_stop(void *arg)
+{
+	struct spf_worker *w = arg;
+	bool stop;
+
+	pthread_mutex_lock(&w->s->mu);
+	stop = w->s->stopping || (w->check != NULL && w->check->abandoned);
+	pthread_mutex_unlock(&w->s->mu);
+	return stop;
+}
+
+/* libspf2's lookup: through the worker's own resolver, waiting. */
 static SPF_dns_rr_t *
 layer_lookup(SPF_dns_server_t *ds, const char *domain, ns_type type,
     int should_cache)
 {
 	struct spf_worker *w = ds->hook;
-	struct spf_lookup lk;
 	SPF_dns_rr_t *rr;
+	enum dns_status st;
+	unsigned char *abuf;
+	int alen;
 	char shown[64];
 
 	sanitize(shown, sizeof(shown), domain);
@@ -509,14 +487,10 @@ layer_lookup(SPF_dns_server_t *ds, const char *domain, ns_type type,
 	if (domain == NULL || !name_ok(domain))
 		return SPF_dns_rr_new_init(ds, domain != NULL ? domain : "",
 		    type, 0, HOST_NOT_FOUND);
-	memset(&lk, 0, sizeof(lk));
-	lk.w = w;
-	lk.check = w->check;	/* set by this thread, under mu */
-	lk.name = domain;
-	lk.type = (int)type;
-	lookup_wait(w, &lk);
-	rr = lookup_rr(ds, domain, type, &lk);
-	free(lk.abuf);
+	st = dns_sync_query(w->res, domain, (int)type, &abuf, &alen,
+	    lookup_stop, w);
+	rr = lookup_rr(ds, domain, type, st, abuf, alen);
+	free(abuf);
 	return rr;
 }
 
@@ -624,6 +598,22 @@ fill_from_response(struct spf_check *c, SPF_response_t *resp,
 		    "no SPF record");
 }
 
+/*
+ * libspf2 1.2.10 passes a loopback client (127/8, ::1) without looking at
+ * the record, "localhost is always allowed": SPF_record_interpret asks this
+ * function, through the PLT.  greyd's definition takes its place (the
+ * executable's symbol comes first in ELF lookup), and says no: the checks
+ * spf.c runs judge every client by the domain's record.  Whether a loopback
+ * client is checked at all is the session's choice (spf_check_loopback).
+ * t/unit/spf.c fails if this definition stops being the one libspf2 calls.
+ */
+int
+SPF_request_is_loopback(SPF_request_t *sr)
+{
+	(void)sr;
+	return 0;
+}
+
 static bool
 request_setup(SPF_request_t *req, const struct spf_check *c)
 {
@@ -693,11 +683,40 @@ post_done(struct spf *s, struct spf_check *c)
 {
 	uint64_t one = 1;
 
+	bool wake = TAILQ_EMPTY(&s->done);
+
 	c->state = CK_FINISHED;
 	c->worker = NULL;
 	TAILQ_INSERT_TAIL(&s->done, c, entry);
-	if (write(s->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+	/* A list that was not empty has a wake-up pending already: the loop
+	 * delivers until the list is empty. */
+	if (wake && write(s->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
 		log_warn("spf: eventfd: %s", strerror(errno));
+}
+
+/* A new resolver for w if dns_servers changed (mu held, dropped while it
+ * is made); on failure the old one stays. */
+static void
+worker_resolver(struct spf_worker *w)
+{
+	struct spf *s = w->s;
+	char csv[DNS_SERVERS_CSV_MAX], err[256];
+	unsigned gen = s->servers_gen;
+	struct dns_sync *res;
+
+	if (w->servers_gen == gen)
+		return;
+	strlcpy(csv, s->servers, sizeof(csv));
+	pthread_mutex_unlock(&s->mu);
+	if ((res = dns_sync_new(csv, s->dns_timeout_ms, err,
+	    sizeof(err))) == NULL)
+		log_err("spf: dns_servers not changed: %s", err);
+	else {
+		dns_sync_free(w->res);
+		w->res = res;
+	}
+	pthread_mutex_lock(&s->mu);
+	w->servers_gen = gen;
 }
 
 static void *
@@ -717,6 +736,7 @@ worker_main(void *arg)
 		c->state = CK_RUNNING;
 		c->worker = w;
 		w->check = c;
+		worker_resolver(w);
 		pthread_mutex_unlock(&s->mu);
 		run_check(w, c);
 		pthread_mutex_lock(&s->mu);
@@ -728,82 +748,6 @@ worker_main(void *arg)
 }
 
 /* ---- the loop side ---- */
-
-/* Answer lk (mu held); a DNS answer is copied, the worker frees it. */
-static void
-lookup_answer(struct spf_lookup *lk, enum dns_status st,
-    const unsigned char *abuf, int alen)
-{
-	if (abuf != NULL && alen > 0 &&
-	    (lk->abuf = malloc((size_t)alen)) != NULL) {
-		memcpy(lk->abuf, abuf, (size_t)alen);
-		lk->alen = alen;
-	} else if (abuf != NULL && alen > 0)
-		st = DNS_ERROR;		/* out of memory */
-	lk->status = st;
-	lk->answered = true;
-	pthread_cond_signal(&lk->w->cv);
-}
-
-static void
-dnsq_cb(enum dns_status st, const unsigned char *abuf, int alen, void *arg)
-{
-	struct spf_dnsq *q = arg;
-	struct spf_lookup *lk = q->lk;
-
-	if (lk != NULL) {
-		lk->w->dnsq = NULL;
-		pthread_mutex_lock(&q->s->mu);
-		lookup_answer(lk, st, abuf, alen);
-		pthread_mutex_unlock(&q->s->mu);
-	}
-	free(q);
-}
-
-/* Answer w's query in flight, if any, with TRY_AGAIN (mu held); its DNS
- * answer will be dropped. */
-static void
-worker_detach(struct spf_worker *w)
-{
-	struct spf_dnsq *q = w->dnsq;
-
-	if (q == NULL)
-		return;
-	w->dnsq = NULL;
-	lookup_answer(q->lk, DNS_CANCELLED, NULL, 0);
-	q->lk = NULL;
-}
-
-/* Start the lookups the workers queued (those of abandoned checks are
- * answered at once). */
-static void
-start_lookups(struct spf *s)
-{
-	struct spf_lookup *lk;
-	struct spf_dnsq *q;
-
-	for (;;) {
-		pthread_mutex_lock(&s->mu);
-		if ((lk = TAILQ_FIRST(&s->lookups)) != NULL)
-			TAILQ_REMOVE(&s->lookups, lk, entry);
-		if (lk != NULL && lk->check->abandoned) {
-			lookup_answer(lk, DNS_CANCELLED, NULL, 0);
-			pthread_mutex_unlock(&s->mu);
-			continue;
-		}
-		pthread_mutex_unlock(&s->mu);
-		if (lk == NULL)
-			return;
-		if ((q = calloc(1, sizeof(*q))) == NULL) {
-			log_err("spf: out of memory for a lookup");
-			abort();
-		}
-		q->lk = lk;
-		q->s = s;
-		lk->w->dnsq = q;
-		dns_query_raw(s->dns, lk->name, lk->type, dnsq_cb, q);
-	}
-}
 
 static void
 check_free(struct spf_check *c)
@@ -823,8 +767,8 @@ check_deliver(struct spf_check *c, struct spf_answer *a)
 	c->cb(a, c->arg);
 }
 
-/* Deliver the finished checks queued when called; stop if a callback
- * frees s. */
+/* Deliver the finished checks until none is left (post_done wakes the
+ * loop only for the first of a batch); stop if a callback frees s. */
 static void
 deliver_done(struct spf *s)
 {
@@ -856,7 +800,6 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (read(s->efd, &n, sizeof(n)) == -1 && errno != EAGAIN)
 		log_warn("spf: eventfd: %s", strerror(errno));
-	start_lookups(s);
 	deliver_done(s);
 }
 
@@ -869,26 +812,14 @@ static bool
 check_abandon(struct spf_check *c)
 {
 	struct spf *s = c->s;
-	struct spf_lookup *lk, *next;
 	bool held = true;
 
 	pthread_mutex_lock(&s->mu);
 	if (c->state == CK_QUEUED) {
 		TAILQ_REMOVE(&s->jobs, c, entry);
 		held = false;
-	} else {
-		c->abandoned = true;
-		for (lk = TAILQ_FIRST(&s->lookups); lk != NULL; lk = next) {
-			next = TAILQ_NEXT(lk, entry);
-			if (lk->check == c) {
-				TAILQ_REMOVE(&s->lookups, lk, entry);
-				lookup_answer(lk, DNS_CANCELLED, NULL, 0);
-			}
-		}
-		if (c->worker != NULL && c->worker->dnsq != NULL &&
-		    c->worker->dnsq->lk->check == c)
-			worker_detach(c->worker);
-	}
+	} else
+		c->abandoned = true;	/* its lookup ends within 100 ms */
 	pthread_mutex_unlock(&s->mu);
 	return held;
 }
@@ -1000,6 +931,10 @@ worker_start(struct spf *s, struct spf_worker *w, char *err, size_t errlen)
 	sigset_t all, old;
 	int r;
 
+	if ((w->res = dns_sync_new(s->servers, s->dns_timeout_ms, err,
+	    errlen)) == NULL)
+		return -1;
+	w->servers_gen = s->servers_gen;
 	if ((w->layer = layer_new(w)) == NULL ||
 	    (w->server = SPF_server_new_dns(w->layer, 0)) == NULL) {
 		snprintf(err, errlen, "spf: out of memory");
@@ -1019,8 +954,8 @@ worker_start(struct spf *s, struct spf_worker *w, char *err, size_t errlen)
 }
 
 struct spf *
-spf_new(struct event_base *base, struct dns *dns,
-    struct greyd_conf *const *confp, char *err, size_t errlen)
+spf_new(struct event_base *base, struct greyd_conf *const *confp,
+    int dns_timeout_ms, char *err, size_t errlen)
 {
 	struct spf *s;
 	int i, n = (*confp)->spf_workers;
@@ -1036,18 +971,20 @@ spf_new(struct event_base *base, struct dns *dns,
 		return NULL;
 	}
 	s->base = base;
-	s->dns = dns;
 	s->confp = confp;
+	s->dns_timeout_ms = dns_timeout_ms;
 	s->efd = -1;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->jobs_cv, NULL);
 	TAILQ_INIT(&s->jobs);
 	TAILQ_INIT(&s->done);
-	TAILQ_INIT(&s->lookups);
 	s->nworkers = n;
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n; i++)
 		s->workers[i].s = s;
-		pthread_cond_init(&s->workers[i].cv, NULL);
+	if (dns_servers_csv(*confp, s->servers, sizeof(s->servers), err,
+	    errlen) == -1) {
+		spf_free(s);
+		return NULL;
 	}
 	if ((s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1 ||
 	    (s->wake = event_new(base, s->efd, EV_READ | EV_PERSIST, wake_cb,
@@ -1064,24 +1001,30 @@ spf_new(struct event_base *base, struct dns *dns,
 	return s;
 }
 
-/* Stop the workers: every lookup answered, every check abandoned. */
+int
+spf_reconfigure(struct spf *s, char *err, size_t errlen)
+{
+	char csv[DNS_SERVERS_CSV_MAX];
+
+	if (dns_servers_csv(*s->confp, csv, sizeof(csv), err, errlen) == -1)
+		return -1;
+	pthread_mutex_lock(&s->mu);
+	if (strcmp(csv, s->servers) != 0) {
+		strlcpy(s->servers, csv, sizeof(s->servers));
+		s->servers_gen++;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+/* Stop the workers: a lookup in flight ends within 100 ms. */
 static void
 workers_stop(struct spf *s)
 {
-	struct spf_lookup *lk;
 	int i;
 
 	pthread_mutex_lock(&s->mu);
 	s->stopping = true;
-	while ((lk = TAILQ_FIRST(&s->lookups)) != NULL) {
-		TAILQ_REMOVE(&s->lookups, lk, entry);
-		lookup_answer(lk, DNS_CANCELLED, NULL, 0);
-	}
-	for (i = 0; i < s->nworkers; i++) {
-		if (s->workers[i].check != NULL)
-			s->workers[i].check->abandoned = true;
-		worker_detach(&s->workers[i]);
-	}
 	pthread_cond_broadcast(&s->jobs_cv);
 	pthread_mutex_unlock(&s->mu);
 	for (i = 0; i < s->nworkers; i++)
@@ -1116,7 +1059,7 @@ spf_free(struct spf *s)
 		if (s->workers[i].server != NULL)
 			SPF_server_free(s->workers[i].server);
 		free(s->workers[i].layer);
-		pthread_cond_destroy(&s->workers[i].cv);
+		dns_sync_free(s->workers[i].res);
 	}
 	if (s->wake != NULL)
 		event_free(s->wake);

@@ -2,10 +2,11 @@
  * spf.h — SPF checks (RFC 7208) with libspf2, off the event loop.
  *
  * spf_workers threads each run libspf2 with a DNS layer of greyd's own:
- * every lookup libspf2 makes is handed to the loop thread, which resolves it
- * through dns.c (c-ares, the same dns_servers as the DNS lists), and the
- * worker waits for the answer.  The loop itself never waits: spf_check()
- * queues the request and returns; the callback runs later, from the loop.
+ * every lookup libspf2 makes goes through the worker's own c-ares channel
+ * (dns.h: dns_sync_*, the same dns_servers and timeouts as the DNS lists),
+ * and the worker waits for the answer.  The loop itself never waits:
+ * spf_check() queues the request and returns; the callback runs later,
+ * from the loop.
  *
  * The identity checked is MAIL FROM, or the HELO name when the sender is
  * <> (RFC 7208 §2.4); a HELO name that is an address literal or not a
@@ -63,12 +64,17 @@ typedef void (*spf_cb)(const struct spf_answer *a, void *arg);
 
 /*
  * c->spf_workers threads (0: spf_new returns NULL with err "" and greyd
- * does no SPF).  *confp is read at each check (hostname for Received-SPF,
- * spf_timeout): main.c swaps the configuration on SIGHUP; the number of
- * workers is fixed at start.  NULL with err set on failure.
+ * does no SPF), resolving with dns_servers and dns_timeout_ms per try (as
+ * dns_new).  *confp is read by the loop thread only: at each check
+ * (hostname for Received-SPF, spf_timeout) and by spf_reconfigure; main.c
+ * swaps the configuration on SIGHUP; the number of workers is fixed at
+ * start.  NULL with err set on failure.
  */
-struct spf *spf_new(struct event_base *base, struct dns *dns,
-    struct greyd_conf *const *confp, char *err, size_t errlen);
+struct spf *spf_new(struct event_base *base, struct greyd_conf *const *confp,
+    int dns_timeout_ms, char *err, size_t errlen);
+/* SIGHUP: the workers take (*confp)->dns_servers before their next check.
+ * -1 with err set, the old servers kept, if the list is bad. */
+int spf_reconfigure(struct spf *s, char *err, size_t errlen);
 /*
  * Check client with helo and sender ("" for <>, else local@domain).  cb
  * runs exactly once, from the loop, never inside spf_check(), unless

@@ -1,8 +1,8 @@
 /*
  * greyspf.c — run greyd's SPF path from the command line: the same
- * spf_new/spf_check (spf.c: libspf2 in worker threads) over the same
- * resolver (dns.c: c-ares in a libevent loop) with the same settings, so
- * what it prints is what greyd would decide on.  The RFC 7208 suite
+ * spf_new/spf_check (spf.c: libspf2 in worker threads, each with its own
+ * c-ares channel) with the same settings, so what it prints is what greyd
+ * would decide on.  The RFC 7208 suite
  * (t/integration/85-spf-suite.t) and the SPF benchmark drive it.
  *
  *   greyspf [-f greyd.conf] [-s dns_server] [-w workers] IP HELO SENDER
@@ -248,7 +248,6 @@ main(int argc, char **argv)
 	const char *path = NULL, *server = NULL, *workers = NULL;
 	char err[CONF_ERRLEN];
 	struct run r;
-	struct dns *dns;
 	bool batch = false;
 	int ch;
 
@@ -282,12 +281,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	/* As greyd: c-ares retries once, two tries fit in dnsbl_timeout. */
-	if ((dns = dns_new(r.base, &conf, conf.dnsbl_timeout * 1000 / 2, err,
-	    sizeof(err))) == NULL) {
-		fprintf(stderr, "greyspf: %s\n", err);
-		return 2;
-	}
-	if ((r.spf = spf_new(r.base, dns, &confp, err, sizeof(err))) == NULL) {
+	if ((r.spf = spf_new(r.base, &confp, conf.dnsbl_timeout * 1000 / 2,
+	    err, sizeof(err))) == NULL) {
 		fprintf(stderr, "greyspf: %s\n", err[0] != '\0' ? err :
 		    "spf_workers = 0: no SPF");
 		return 2;
@@ -310,7 +305,6 @@ main(int argc, char **argv)
 	if (r.printed < r.njobs)
 		event_base_dispatch(r.base);
 	spf_free(r.spf);
-	dns_free(dns);
 	free_jobs(&r);
 	event_base_free(r.base);
 	conf_free(&conf);

@@ -25,7 +25,7 @@
 
 #include "conf.h"
 
-#define NSETTINGS	64	/* settings conf_print writes */
+#define NSETTINGS	65	/* settings conf_print writes */
 
 struct fixture {
 	char dir[64];
@@ -877,13 +877,14 @@ test_dns_defaults(void **state)
 	    "dnsbl_action = reject\n"
 	    "dnsbl_greylist_delay = 1800s\n"
 	    "rhsbl_sender_sites =\n"
-	    "spf_workers = 0\n"
+	    "spf_workers = 2\n"
 	    "spf_timeout = 20s\n"
 	    "spf_fail_action = reject\n"
 	    "spf_softfail_action = greylist\n"
 	    "spf_temperror_action = tempfail\n"
 	    "spf_permerror_action = accept\n"
 	    "greylist_spf_key = yes\n"
+	    "spf_check_loopback = no\n"
 	    "hostname = "));
 }
 

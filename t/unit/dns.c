@@ -19,7 +19,9 @@
  * dns_free cancelling queries in flight and queued answers (also from
  * inside a callback), dns_reconfigure (queries in flight finish on the old
  * servers; a bad list keeps the old ones), the dns_servers syntax, IPv6
- * servers, 200 queries in parallel.
+ * servers, 200 queries in parallel; the waiting resolver of the SPF
+ * workers (dns_sync_*: an answer with its message, NXDOMAIN, NODATA, bad
+ * names and types, a timeout, a stop function ending a wait).
  *
  * rbldnsd is started and stopped by rbldnsd.h: by PID, in the group
  * teardown and at exit, even when a test fails.
@@ -771,6 +773,86 @@ test_parallel(void **state)
 	free(r);
 }
 
+/* ---- waiting resolvers (dns_sync_*, SPF workers) ---- */
+
+static struct dns_sync *
+sync_new(int port, int timeout_ms)
+{
+	char csv[64], err[CONF_ERRLEN] = "";
+	struct dns_sync *d;
+
+	snprintf(csv, sizeof(csv), "127.0.0.1:%d", port);
+	if ((d = dns_sync_new(csv, timeout_ms, err, sizeof(err))) == NULL)
+		fail_msg("dns_sync_new: %s", err);
+	return d;
+}
+
+static bool
+stop_after(void *arg)
+{
+	return since(arg) > 0.2;
+}
+
+static void
+test_sync(void **state)
+{
+	struct fixture *f = *state;
+	struct dns_sync *d = sync_new(f->port, 1000);
+	struct ares_addrttl at[4];
+	struct timeval t0;
+	unsigned char *abuf;
+	int alen, n = 4;
+	char err[CONF_ERRLEN];
+	double t;
+
+	assert_int_equal(dns_sync_query(d, "2.0.0.127.bl.test", 1, &abuf,
+	    &alen, NULL, NULL), DNS_OK);
+	assert_non_null(abuf);
+	assert_int_equal(ares_parse_a_reply(abuf, alen, NULL, at, &n),
+	    ARES_SUCCESS);
+	assert_int_equal(n, 1);
+	assert_int_equal(at[0].ttl, 600);
+	free(abuf);
+	assert_int_equal(dns_sync_query(d, "3.0.0.127.bl.test", 16, &abuf,
+	    &alen, NULL, NULL), DNS_NXDOMAIN);
+	free(abuf);
+	assert_int_equal(dns_sync_query(d, "host.gen.test", 28, &abuf,
+	    &alen, NULL, NULL), DNS_OK);	/* NODATA, with the message */
+	assert_non_null(abuf);
+	free(abuf);
+	assert_int_equal(dns_sync_query(d, "a..b", 1, &abuf, &alen, NULL,
+	    NULL), DNS_ERROR);
+	assert_null(abuf);
+	assert_int_equal(dns_sync_query(d, "x.test", 0, &abuf, &alen, NULL,
+	    NULL), DNS_ERROR);
+	dns_sync_free(d);
+
+	/* nobody answers: 2 tries, 100 ms then 200 ms */
+	d = sync_new(f->silent_port, 100);
+	gettimeofday(&t0, NULL);
+	assert_int_equal(dns_sync_query(d, "2.0.0.127.bl.test", 1, &abuf,
+	    &alen, NULL, NULL), DNS_TIMEOUT);
+	t = since(&t0);
+	if (t < 0.25 || t > 1.5)
+		fail_msg("timed out after %.3f s", t);
+	dns_sync_free(d);
+
+	/* stopped after 200 ms of a 3 s try: cancelled within a slice */
+	d = sync_new(f->silent_port, 3000);
+	gettimeofday(&t0, NULL);
+	assert_int_equal(dns_sync_query(d, "2.0.0.127.bl.test", 1, &abuf,
+	    &alen, stop_after, &t0), DNS_CANCELLED);
+	t = since(&t0);
+	if (t < 0.2 || t > 0.5)
+		fail_msg("stopped after %.3f s", t);
+	assert_null(abuf);
+	dns_sync_free(d);
+
+	assert_null(dns_sync_new("127.0.0.1:x", 100, err, sizeof(err)));
+	assert_non_null(strstr(err, "dns_servers"));
+	assert_null(dns_sync_new("", 0, err, sizeof(err)));
+}
+
 int
 main(void)
 {
@@ -790,6 +872,7 @@ main(void)
 		T(test_reconfigure),
 		T(test_server_syntax),
 		T(test_parallel),
+		T(test_sync),
 #undef T
 	};
 

@@ -243,6 +243,26 @@ test_parse_cidr_invalid(void **state)
 }
 
 static void
+test_is_loopback(void **state)
+{
+	static const char *const yes[] = { "127.0.0.1", "127.255.0.9",
+	    "::1", "::ffff:127.0.0.2" };
+	static const char *const no[] = { "128.0.0.1", "126.255.255.255",
+	    "::2", "::", "0.0.0.0", "2001:db8::1" };
+	struct netaddr a;
+	size_t i;
+
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		assert_int_equal(netaddr_parse(&a, yes[i]), 0);
+		assert_true(netaddr_is_loopback(&a));
+	}
+	for (i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+		assert_int_equal(netaddr_parse(&a, no[i]), 0);
+		assert_false(netaddr_is_loopback(&a));
+	}
+}
+
+static void
 test_in_cidr(void **state)
 {
 	struct cidr list[3];
@@ -320,6 +340,7 @@ main(void)
 		cmocka_unit_test(test_mask),
 		cmocka_unit_test(test_parse_cidr),
 		cmocka_unit_test(test_parse_cidr_invalid),
+		cmocka_unit_test(test_is_loopback),
 		cmocka_unit_test(test_in_cidr),
 		cmocka_unit_test(test_key),
 	};

@@ -57,7 +57,6 @@ struct fixture {
 	struct conf_list orig_servers;	/* conf_load's, given back */
 	char *servers[1];
 	char server_buf[64];
-	struct dns *dns;
 	struct spf *spf;
 };
 
@@ -137,10 +136,7 @@ start(struct fixture *f, int port, int dns_timeout_ms, int workers,
 	f->conf.dns_servers.n = 1;
 	f->conf.spf_workers = workers;
 	f->conf.spf_timeout = spf_timeout;
-	f->dns = dns_new(f->base, &f->conf, dns_timeout_ms, err, sizeof(err));
-	if (f->dns == NULL)
-		fail_msg("dns_new: %s", err);
-	f->spf = spf_new(f->base, f->dns, &f->confp, err, sizeof(err));
+	f->spf = spf_new(f->base, &f->confp, dns_timeout_ms, err, sizeof(err));
 	if (f->spf == NULL)
 		fail_msg("spf_new: %s", err);
 }
@@ -261,8 +257,6 @@ test_teardown(void **state)
 
 	spf_free(f->spf);
 	f->spf = NULL;
-	dns_free(f->dns);
-	f->dns = NULL;
 	f->conf.dns_servers = f->orig_servers;
 	conf_free(&f->conf);
 	event_base_free(f->base);
@@ -370,7 +364,6 @@ test_temperror(void **state)
 	expect(f, "198.51.100.9", "h", "x@refused.spf.test",
 	    SPF_R_TEMPERROR);
 	spf_free(f->spf);
-	dns_free(f->dns);
 
 	/* nobody answers: 2 tries of 100 ms, then temperror */
 	start(f, f->silent_port, 100, 2, 10);
@@ -461,7 +454,6 @@ test_cancel(void **state)
 	assert_int_equal(spf_pending(f->spf), 0);
 	/* the abandoned worker is free again at once: a check answers */
 	spf_free(f->spf);
-	dns_free(f->dns);
 	start(f, f->port, 500, 1, 10);
 	gettimeofday(&t0, NULL);
 	expect(f, "192.0.2.1", "h", "x@pass.spf.test", SPF_R_PASS);
@@ -554,6 +546,58 @@ test_parallel(void **state)
 	free(r);
 }
 
+/* libspf2's "localhost is always allowed" is off: a loopback client is
+ * judged by the record like any other (spf.c's SPF_request_is_loopback
+ * takes libspf2's place; if it stopped doing so, these would pass). */
+static void
+test_loopback_judged(void **state)
+{
+	struct fixture *f = *state;
+	struct result r;
+
+	start(f, f->port, 500, 1, 10);
+	ask(f, "127.0.0.1", "localhost", "x@pass.spf.test", &r);
+	assert_int_equal(r.a.result, SPF_R_FAIL);
+	assert_null(strstr(r.a.received, "localhost is always allowed"));
+	expect(f, "127.0.0.2", "h", "x@plain.spf.test", SPF_R_FAIL);
+	expect(f, "::1", "h", "x@soft.spf.test", SPF_R_SOFTFAIL);
+}
+
+/* spf_reconfigure: the workers take the new dns_servers at their next
+ * check; a check abandoned while its lookup waits frees its worker within
+ * the resolver's 100 ms slice, not after the DNS timeout. */
+static void
+test_reconfigure(void **state)
+{
+	struct fixture *f = *state;
+	struct result r[2];
+	struct spf_check *c;
+	struct timeval t0;
+	char err[CONF_ERRLEN];
+	double t;
+
+	memset(r, 0, sizeof(r));
+	start(f, f->silent_port, 3000, 1, 30);
+	c = check(f, "192.0.2.1", "h", "x@pass.spf.test", &r[0]);
+	run_until(f, 1, 0.3);		/* the worker waits for DNS */
+	snprintf(f->server_buf, sizeof(f->server_buf), "127.0.0.1:%d",
+	    f->port);
+	assert_int_equal(spf_reconfigure(f->spf, err, sizeof(err)), 0);
+	gettimeofday(&t0, NULL);
+	spf_cancel(c);
+	ask(f, "192.0.2.1", "h", "x@pass.spf.test", &r[1]);
+	t = since(&t0);
+	assert_int_equal(r[1].a.result, SPF_R_PASS);
+	assert_int_equal(r[0].calls, 0);
+	if (t > 1.0)
+		fail_msg("the abandoned worker took %.3f s to free", t);
+
+	snprintf(f->server_buf, sizeof(f->server_buf), "127.0.0.1:x");
+	assert_int_equal(spf_reconfigure(f->spf, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "dns_servers"));
+	expect(f, "192.0.2.1", "h", "x@pass.spf.test", SPF_R_PASS);
+}
+
 static void
 test_no_workers(void **state)
 {
@@ -561,7 +605,7 @@ test_no_workers(void **state)
 	char err[CONF_ERRLEN] = "x";
 
 	f->conf.spf_workers = 0;
-	assert_null(spf_new(f->base, NULL, &f->confp, err, sizeof(err)));
+	assert_null(spf_new(f->base, &f->confp, 1000, err, sizeof(err)));
 	assert_string_equal(err, "");
 	assert_string_equal(spf_result_name(SPF_R_SOFTFAIL), "softfail");
 	assert_string_equal(spf_result_name(SPF_R_PERMERROR), "permerror");
@@ -585,6 +629,8 @@ main(void)
 		T(test_timeout),
 		T(test_free_pending),
 		T(test_parallel),
+		T(test_loopback_judged),
+		T(test_reconfigure),
 		T(test_no_workers),
 #undef T
 	};
