@@ -689,3 +689,19 @@ dnsbl_free(struct dnsbl *b)
 	}
 	free(b);
 }
+
+int
+dnsbl_reply(char *buf, size_t len, const struct dnsbl_result *r,
+    const char *addr, const char *sender)
+{
+	const char *at, *sep = r->txt[0] != '\0' ? "; " : "";
+
+	if (sender == NULL)
+		return snprintf(buf, len, "554 5.7.1 Service unavailable; "
+		    "client [%s] blocked using %s%s%s", addr, r->top, sep,
+		    r->txt);
+	at = strrchr(sender, '@');
+	return snprintf(buf, len, "554 5.7.1 <%s>: Sender address rejected: "
+	    "domain %s blocked using %s%s%s", sender, at != NULL ? at + 1 : "",
+	    r->top, sep, r->txt);
+}

@@ -89,5 +89,14 @@ void dnsbl_sweep(struct dnsbl *b, int64_t now_ms, size_t batch);
 /* Entries in the cache, and lookups still waiting for DNS. */
 size_t dnsbl_count(const struct dnsbl *b);
 size_t dnsbl_pending(const struct dnsbl *b);
+/*
+ * The 554 reply (no CRLF) for a listed client, addr its address text, or,
+ * sender not NULL, for the listed domain of sender: "554 5.7.1 Service
+ * unavailable; client [ip] blocked using LIST; TXT" or "554 5.7.1
+ * <sender>: Sender address rejected: domain D blocked using LIST; TXT".
+ * Cut to len - 1 octets; returns what snprintf returns.
+ */
+int dnsbl_reply(char *buf, size_t len, const struct dnsbl_result *r,
+    const char *addr, const char *sender);
 
 #endif

@@ -593,7 +593,6 @@ session_dnsbl_listed(struct session *s, const struct dnsbl_result *r,
 {
 	const struct greyd_conf *c = conf_of(s);
 	char reply[SMTP_LINE_MAX - 1];	/* a reply line: 510 + NUL */
-	const char *at;
 	int n;
 
 	if (c->dnsbl_action == ACTION_GREYLIST) {
@@ -601,17 +600,8 @@ session_dnsbl_listed(struct session *s, const struct dnsbl_result *r,
 		return false;
 	}
 	session_count_reject(s, REJECT_DNSBL);
-	if (sender) {
-		at = strrchr(s->sender, '@');
-		n = snprintf(reply, sizeof(reply), "554 5.7.1 <%s>: Sender "
-		    "address rejected: domain %s blocked using %s%s%s", s->sender,
-		    at != NULL ? at + 1 : "", r->top, r->txt[0] != '\0' ?
-		    "; " : "", r->txt);
-	} else {
-		n = snprintf(reply, sizeof(reply), "554 5.7.1 Service "
-		    "unavailable; client [%s] blocked using %s%s%s", s->addrstr,
-		    r->top, r->txt[0] != '\0' ? "; " : "", r->txt);
-	}
+	n = dnsbl_reply(reply, sizeof(reply), r, s->addrstr,
+	    sender ? s->sender : NULL);
 	if (n >= (int)sizeof(reply))	/* a long TXT is cut, the line kept */
 		log_debug("session [%s]:%u: DNSBL reply cut to %zu octets",
 		    s->addrstr, s->port, sizeof(reply) - 1);

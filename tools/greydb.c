@@ -1694,7 +1694,7 @@ explain_dns_answer(const struct greydb *g, const struct explain *x)
 {
 	const struct greyd_conf *c = &g->conf;
 	const struct dnsbl_result *r = x->listed ? &x->bl : &x->rhs;
-	const char *at = strrchr(x->sender, '@');
+	char reply[512];
 
 	if (!x->listed && !x->rhs_listed)
 		return EXPLAIN_ON;
@@ -1703,17 +1703,11 @@ explain_dns_answer(const struct greydb *g, const struct explain *x)
 		    "dnsbl_greylist_delay (%d s)\n", "dnsbl", c->dnsbl_greylist_delay);
 		return EXPLAIN_ON;
 	}
-	if (x->listed)
-		printf("%-12s554 5.7.1 Service unavailable; client [%s] "
-		    "blocked using %s%s%s", "answer", x->addrstr, r->top,
-		    r->txt[0] != '\0' ? "; " : "", r->txt);
-	else
-		printf("%-12s554 5.7.1 <%s>: Sender address rejected: domain "
-		    "%s blocked using %s%s%s", "answer", x->sender,
-		    at != NULL ? at + 1 : "", r->top,
-		    r->txt[0] != '\0' ? "; " : "", r->txt);
-	printf("%s\n", c->dnsbl_action == ACTION_TARPIT ? " (tarpitted "
-	    "while max_tarpit_sessions has room)" : "");
+	dnsbl_reply(reply, sizeof(reply), r, x->addrstr,
+	    x->listed ? NULL : x->sender);
+	printf("%-12s%s%s\n", "answer", reply,
+	    c->dnsbl_action == ACTION_TARPIT ? " (tarpitted while "
+	    "max_tarpit_sessions has room)" : "");
 	return EXPLAIN_ANSWERED;
 }
 

@@ -15,6 +15,7 @@
 #   helo.test      the HELO identity of a null sender -> pass
 # The clients are 127.x: spf_check_loopback = yes has them checked like any
 # other (the default, no, skips the host's own clients; tested last).
+# SIGHUP with a new dns_servers reaches the workers' resolvers.
 # MAIL and RCPT pipelined in one write: the RCPT waits in the buffer while
 # SPF runs and is answered after it.
 
@@ -174,6 +175,24 @@ for my $t (['loop', '127.0.86.7'], ['many', '127.0.86.8']) {
 	stop_greyd($g2);
 }
 
+# --- SIGHUP: a new dns_servers reaches the SPF workers' own resolvers
+{
+	my $g5 = start_greyd(postfix => $pf, greylist_delay => '1s', name => 'hup', %spf,
+	    dns_servers => '127.0.0.1:' . free_port());	# nobody there
+	my ($c, $mc, $mt) = mail_rcpt($g5, '127.0.86.16', 'x@fail.test', 'alice@example.com');
+	is($mc, 451, 'no DNS server: temperror 451');
+	$c->quit;
+	my $conf = read_file($g5->{conf});
+	$conf =~ s/^dns_servers = .*$/dns_servers = 127.0.0.1:$dns->{port}/m or die "no dns_servers in $g5->{conf}";
+	write_file($g5->{conf}, $conf);
+	kill 'HUP', $g5->{pid};
+	ok(wait_for_log($g5, qr/configuration reloaded/, 5), 'SIGHUP: reloaded');
+	($c, $mc, $mt) = mail_rcpt($g5, '127.0.86.16', 'x@fail.test', 'alice@example.com');
+	is($mc, 550, 'after SIGHUP the workers ask the new server: fail 550');
+	$c->quit;
+	stop_greyd($g5);
+}
+
 # --- spf_check_loopback = no (the default): a client on this host is not
 #     checked
 {
@@ -196,6 +215,6 @@ for my $t (['loop', '127.0.86.7'], ['many', '127.0.86.8']) {
 	unlike(greyd_log($g3), qr/ SPF \[/, 'and nothing logged');
 }
 
-unlike(postfix_log($pf), qr/127\.0\.86\.[3-9]\b|127\.0\.86\.1[0-5]\b/, 'Postfix never saw a refused or greylisted client');
+unlike(postfix_log($pf), qr/127\.0\.86\.[3-9]\b|127\.0\.86\.1[0-6]\b/, 'Postfix never saw a refused or greylisted client');
 
 done_testing();

@@ -265,17 +265,11 @@ query(struct dns *d, const char *name, enum dns_type type, struct result *r)
 	in_dns_query = false;
 }
 
-static bool
-answered(const void *want)
-{
-	return answers_total >= *(const int *)want;
-}
-
 /* Run the loop until answers_total reaches want or seconds pass. */
 static void
 run_until(struct fixture *f, int want, double seconds)
 {
-	evloop_run(f->base, answered, &want, seconds);
+	evloop_run_count(f->base, &answers_total, want, seconds);
 }
 
 /* One query, run to its answer. */

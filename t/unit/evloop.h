@@ -3,7 +3,8 @@
  * dnsbl.c, spf.c): seconds elapsed since a time, and running the loop until
  * a condition holds or time is up.  A 10 ms tick keeps each EVLOOP_ONCE turn
  * from blocking, so the condition and the clock are checked often.
- * Header-only (static functions): each t/unit/NAME.c is its own program.
+ * Header-only (static functions): each t/unit/NAME.c is its own program;
+ * those not every test uses are inline, so that none is left unused.
  */
 #ifndef GREYD_TEST_EVLOOP_H
 #define GREYD_TEST_EVLOOP_H
@@ -43,6 +44,30 @@ evloop_run(struct event_base *base, bool (*done)(const void *),
 	while ((done == NULL || !done(arg)) && since(&t0) < seconds)
 		event_base_loop(base, EVLOOP_ONCE);
 	event_free(tick);
+}
+
+struct evloop_count {
+	const int *n;
+	int want;
+};
+
+static inline bool
+evloop_count_reached(const void *arg)
+{
+	const struct evloop_count *c = arg;
+
+	return *c->n >= c->want;
+}
+
+/* Run base until *n (a counter the callbacks raise) reaches want or
+ * seconds pass. */
+static inline void
+evloop_run_count(struct event_base *base, const int *n, int want,
+    double seconds)
+{
+	struct evloop_count c = { n, want };
+
+	evloop_run(base, evloop_count_reached, &c, seconds);
 }
 
 #endif

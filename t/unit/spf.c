@@ -110,17 +110,11 @@ write_zone(const char *dir)
 
 /* ---- helpers ---- */
 
-static bool
-answered(const void *want)
-{
-	return answers_total >= *(const int *)want;
-}
-
 /* Run the loop until answers_total reaches want or seconds pass. */
 static void
 run_until(struct fixture *f, int want, double seconds)
 {
-	evloop_run(f->base, answered, &want, seconds);
+	evloop_run_count(f->base, &answers_total, want, seconds);
 }
 
 /* Resolver on port with dns_timeout_ms per try, spf with workers. */
