@@ -714,45 +714,16 @@ session_rcpt(struct session *s, const struct smtp_command *cmd)
 
 /* ---- MAIL: SPF ---- */
 
-/* The configured action for a result (pass, none and neutral: accept). */
-static enum conf_action
-spf_action_for(const struct greyd_conf *c, enum spf_result r)
-{
-	switch (r) {
-	case SPF_R_FAIL:
-		return c->spf_fail_action;
-	case SPF_R_SOFTFAIL:
-		return c->spf_softfail_action;
-	case SPF_R_TEMPERROR:
-		return c->spf_temperror_action;
-	case SPF_R_PERMERROR:
-		return c->spf_permerror_action;
-	default:
-		return ACTION_ACCEPT;
-	}
-}
-
-/*
- * Refuse MAIL with the RFC 7372 codes: x.7.23 when the check failed (fail,
- * softfail), x.7.24 when it could not be made (temperror, permerror); 550
- * for reject, 451 for tempfail.
- */
+/* Refuse MAIL (spf_reply: RFC 7372 codes, 550 or 451). */
 static void
 session_spf_refuse(struct session *s, const struct spf_answer *a,
     enum conf_action act)
 {
-	bool error = a->result == SPF_R_TEMPERROR ||
-	    a->result == SPF_R_PERMERROR;
-	bool temp = act == ACTION_TEMPFAIL;
-	const char *why = a->result == SPF_R_FAIL ? a->explanation : a->reason;
+	char reply[SMTP_LINE_MAX - 1];	/* a reply line: 510 + NUL */
 
 	session_count_reject(s, REJECT_SPF);
-	session_reply(s, "%s %s.7.%s SPF %s for <%s>: %s %s%s%s%s",
-	    temp ? "451" : "550", temp ? "4" : "5", error ? "24" : "23",
-	    !error ? "check failed" : a->result == SPF_R_TEMPERROR ?
-	    "temporary error" : "permanent error", s->sender,
-	    spf_result_name(a->result), a->domain, why[0] != '\0' ? ": " : "",
-	    why, temp ? "; try again later" : "");
+	spf_reply(reply, sizeof(reply), a, s->sender, act);
+	session_reply(s, "%s", reply);
 	session_reset_txn(s);
 }
 
@@ -761,30 +732,24 @@ static void
 session_spf_accept(struct session *s, const struct spf_answer *a,
     enum conf_action act)
 {
-	const struct greyd_conf *c = conf_of(s);
-	size_t i;
+	char key[SPF_DOMAIN_MAX + 5];
 
 	s->spf_greylist = act == ACTION_GREYLIST;
 	if (a->received[0] != '\0' &&
 	    (s->spf_received = strdup(a->received)) == NULL)
 		log_warn("session [%s]:%u: out of memory for Received-SPF",
 		    s->addrstr, s->port);
-	if (a->result != SPF_R_PASS || !c->greylist_spf_key ||
-	    s->spf_greylist || a->domain[0] == '\0')
-		return;
-	if (asprintf(&s->spf_key, "spf:%s", a->domain) == -1) {
-		s->spf_key = NULL;
-		return;
-	}
-	for (i = 4; s->spf_key[i] != '\0'; i++)
-		s->spf_key[i] = (char)tolower((unsigned char)s->spf_key[i]);
+	if (spf_client_key(conf_of(s), a, act, key, sizeof(key)) &&
+	    (s->spf_key = strdup(key)) == NULL)
+		log_warn("session [%s]:%u: out of memory for the SPF key",
+		    s->addrstr, s->port);
 }
 
 static void
 session_spf_done(const struct spf_answer *a, void *arg)
 {
 	struct session *s = arg;
-	enum conf_action act = spf_action_for(conf_of(s), a->result);
+	enum conf_action act = spf_action(conf_of(s), a->result);
 
 	s->spf = NULL;
 	s->await = AW_NONE;

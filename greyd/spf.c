@@ -73,6 +73,7 @@
 
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -1069,4 +1070,56 @@ spf_free(struct spf *s)
 	pthread_mutex_destroy(&s->mu);
 	free(s->workers);
 	free(s);
+}
+
+/* ---- what greyd does with a result ---- */
+
+enum conf_action
+spf_action(const struct greyd_conf *c, enum spf_result r)
+{
+	switch (r) {
+	case SPF_R_FAIL:
+		return c->spf_fail_action;
+	case SPF_R_SOFTFAIL:
+		return c->spf_softfail_action;
+	case SPF_R_TEMPERROR:
+		return c->spf_temperror_action;
+	case SPF_R_PERMERROR:
+		return c->spf_permerror_action;
+	default:
+		return ACTION_ACCEPT;
+	}
+}
+
+int
+spf_reply(char *buf, size_t len, const struct spf_answer *a,
+    const char *sender, enum conf_action act)
+{
+	bool error = a->result == SPF_R_TEMPERROR ||
+	    a->result == SPF_R_PERMERROR;
+	bool temp = act == ACTION_TEMPFAIL;
+	const char *why = a->result == SPF_R_FAIL ? a->explanation : a->reason;
+
+	return snprintf(buf, len, "%s %s.7.%s SPF %s for <%s>: %s %s%s%s%s",
+	    temp ? "451" : "550", temp ? "4" : "5", error ? "24" : "23",
+	    !error ? "check failed" : a->result == SPF_R_TEMPERROR ?
+	    "temporary error" : "permanent error", sender,
+	    spf_result_name(a->result), a->domain, why[0] != '\0' ? ": " : "",
+	    why, temp ? "; try again later" : "");
+}
+
+bool
+spf_client_key(const struct greyd_conf *c, const struct spf_answer *a,
+    enum conf_action act, char *buf, size_t len)
+{
+	size_t i;
+
+	if (a->result != SPF_R_PASS || !c->greylist_spf_key ||
+	    act == ACTION_GREYLIST || a->domain[0] == '\0')
+		return false;
+	if ((size_t)snprintf(buf, len, "spf:%s", a->domain) >= len)
+		return false;
+	for (i = 4; buf[i] != '\0'; i++)
+		buf[i] = (char)tolower((unsigned char)buf[i]);
+	return true;
 }

@@ -92,4 +92,25 @@ void spf_free(struct spf *s);
 
 const char *spf_result_name(enum spf_result r);	/* "pass", "softfail" ... */
 
+/* What greyd does with a result, for the session and greydb explain
+ * alike (no I/O). */
+/* The action c sets for r: spf_*_action; pass, neutral, none: accept. */
+enum conf_action spf_action(const struct greyd_conf *c, enum spf_result r);
+/*
+ * The reply refusing MAIL from sender (no CRLF), act reject (550) or
+ * tempfail (451), with the RFC 7372 codes: x.7.23 when the check failed
+ * (fail, softfail), x.7.24 when it could not be made (temperror,
+ * permerror); the domain, and the explanation (fail) or the reason.  Cut
+ * to len - 1 octets; returns what snprintf returns.
+ */
+int spf_reply(char *buf, size_t len, const struct spf_answer *a,
+    const char *sender, enum conf_action act);
+/*
+ * SPF-aware greylisting: true, with "spf:domain" (lower case) in buf, when
+ * the greylist triplet of this transaction is keyed by the domain (a pass,
+ * greylist_spf_key, act not greylist).
+ */
+bool spf_client_key(const struct greyd_conf *c, const struct spf_answer *a,
+    enum conf_action act, char *buf, size_t len);
+
 #endif

@@ -77,6 +77,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "rcpt.h"
+#include "spf.h"
 #include "trustdb.h"
 
 #ifndef GREYD_CONF_PATH
@@ -1576,6 +1577,9 @@ struct explain {
 	/* the DNS lists, asked now as greyd would */
 	struct dnsbl_result bl, rhs;
 	bool listed, trusted, rhs_listed;
+	/* SPF, checked now as greyd would at MAIL FROM */
+	bool spf_greylist;		/* its action is greylist */
+	char spfkey[SPF_DOMAIN_MAX + 5];	/* "spf:domain" keys the triplet */
 };
 
 /* How far explain got with the recipient checks. */
@@ -1885,6 +1889,94 @@ explain_address(struct greydb *g, struct explain *x)
 	return 0;
 }
 
+/* ---- explain: SPF ---- */
+
+struct spf_wait {
+	struct event_base *base;
+	struct spf_answer a;
+};
+
+static void
+explain_spf_done(const struct spf_answer *a, void *arg)
+{
+	struct spf_wait *w = arg;
+
+	w->a = *a;
+	event_base_loopbreak(w->base);
+}
+
+/* Check SPF now through spf.c as greyd does (no HELO name is known: a
+ * null sender gives none).  -1 on failure. */
+static int
+explain_spf_ask(struct greydb *g, const struct explain *x,
+    struct spf_answer *a)
+{
+	struct greyd_conf *cp = &g->conf;
+	struct spf_wait w;
+	char err[CONF_ERRLEN];
+	struct spf *s;
+
+	memset(&w, 0, sizeof(w));
+	if ((w.base = event_base_new()) == NULL)
+		return fail("explain: cannot make an event loop");
+	if ((s = spf_new(w.base, &cp, cp->dnsbl_timeout * 1000 / 2, err,
+	    sizeof(err))) == NULL) {
+		event_base_free(w.base);
+		return fail("explain: %s", err);
+	}
+	spf_check(s, &x->addr, "", x->sender, explain_spf_done, &w);
+	event_base_dispatch(w.base);
+	spf_free(s);
+	event_base_free(w.base);
+	*a = w.a;
+	return 0;
+}
+
+/* MAIL FROM's SPF check and what greyd does with it; EXPLAIN_ANSWERED
+ * if it refuses MAIL. */
+static int
+explain_spf(struct greydb *g, struct explain *x)
+{
+	const struct greyd_conf *c = &g->conf;
+	char reply[512], vs[VIS_LEN(SMTP_PATH_MAX_KEY)];
+	char vr[VIS_LEN(SMTP_PATH_MAX_KEY)];
+	struct spf_answer a;
+	enum conf_action act;
+
+	if (c->spf_workers == 0)
+		return EXPLAIN_ON;
+	if (!c->spf_check_loopback && netaddr_is_loopback(&x->addr)) {
+		printf("%-12snot checked (a client on this host; "
+		    "spf_check_loopback = no)\n", "spf");
+		return EXPLAIN_ON;
+	}
+	if (explain_spf_ask(g, x, &a) == -1)
+		return EXPLAIN_ERROR;
+	act = spf_action(c, a.result);
+	printf("%-12sresult=%s identity=%s domain=%s action=%s%s%s%s\n",
+	    "spf", spf_result_name(a.result), a.helo ? "helo" : "mailfrom",
+	    a.domain, conf_action_name(act), a.reason[0] != '\0' ?
+	    " reason=\"" : "", a.reason, a.reason[0] != '\0' ? "\"" : "");
+	if (act == ACTION_REJECT || act == ACTION_TEMPFAIL) {
+		spf_reply(reply, sizeof(reply), &a, x->sender, act);
+		printf("%-12s%s\n", "answer", reply);
+		return EXPLAIN_ANSWERED;
+	}
+	x->spf_greylist = act == ACTION_GREYLIST;
+	if (spf_client_key(c, &a, act, x->spfkey, sizeof(x->spfkey))) {
+		x->tlen = greylist_triplet_key(x->tkey, sizeof(x->tkey),
+		    x->spfkey, x->sender, x->rcpt);
+		if (x->tlen == 0) {
+			fail("explain: triplet too long");
+			return EXPLAIN_ERROR;
+		}
+		printf("%-12s%s from=<%s> to=<%s> (SPF pass: greylist_spf_key "
+		    "keys it by the domain)\n", "triplet", x->spfkey,
+		    vis_str(vs, x->sender), vis_str(vr, x->rcpt));
+	}
+	return EXPLAIN_ON;
+}
+
 /* The key and the normalised triplet, as greyd builds them. */
 static void
 explain_triplet(const struct explain *x)
@@ -2110,6 +2202,7 @@ cmd_explain(struct greydb *g, int argc, char **argv)
 		return explain_address(g, &x);
 	explain_triplet(&x);
 	if ((rc = explain_connect(g, &x)) != EXPLAIN_ON ||
+	    (rc = explain_spf(g, &x)) != EXPLAIN_ON ||
 	    (rc = explain_spamtrap(g, &x)) != EXPLAIN_ON ||
 	    (rc = explain_dns_answer(g, &x)) != EXPLAIN_ON ||
 	    (rc = explain_recipient(g, &x)) != EXPLAIN_ON)
@@ -2119,7 +2212,7 @@ cmd_explain(struct greydb *g, int argc, char **argv)
 		    "from greylisting)\n", "answer", vis_str(vr, x.rcpt));
 		return 0;
 	}
-	if (x.trusted && !(x.rhs_listed &&
+	if (x.trusted && !x.spf_greylist && !(x.rhs_listed &&
 	    g->conf.dnsbl_action == ACTION_GREYLIST)) {
 		printf("%-12saccept: relayed to the backend (trusted by the "
 		    "DNS whitelists: no greylisting)\n", "answer");

@@ -15,7 +15,8 @@
 #   helo.test      the HELO identity of a null sender -> pass
 # The clients are 127.x: spf_check_loopback = yes has them checked like any
 # other (the default, no, skips the host's own clients; tested last).
-# SIGHUP with a new dns_servers reaches the workers' resolvers.
+# SIGHUP with a new dns_servers reaches the workers' resolvers; greydb
+# explain checks SPF the same way.
 # MAIL and RCPT pipelined in one write: the RCPT waits in the buffer while
 # SPF runs and is answered after it.
 
@@ -158,6 +159,28 @@ for my $t (['loop', '127.0.86.7'], ['many', '127.0.86.8']) {
 	my @codes = map { ($c->read_reply(15))[0] // 0 } 1 .. 4;
 	is_deeply(\@codes, [550, 503, 250, 451], 'pipelined: fail 550, RCPT 503, neutral 250, RCPT 451');
 	$c->quit;
+}
+
+# --- greydb explain checks SPF as greyd does at MAIL FROM
+{
+	my ($st, $out) = run_greydb($g, 'explain', '127.0.86.3', 'x@fail.test', 'alice@example.com');
+	is($st, 0, 'explain a failing sender: exit 0');
+	like($out, qr/^spf\s+result=fail identity=mailfrom domain=fail\.test action=reject$/m, 'explain: the SPF result and action');
+	like($out, qr/^answer\s+550 5\.7\.23 SPF check failed for <x\@fail\.test>: fail fail\.test: 127\.0\.86\.3 may not send for fail\.test$/m,
+	    'explain: the 550 greyd gives');
+	unlike($out, qr/^grey\s/m, 'explain: no greylisting after the refusal');
+	($st, $out) = run_greydb($g, 'explain', '127.0.86.20', 'big@pass.test', 'alice@example.com');
+	like($out, qr/^spf\s+result=pass .*action=accept$/m, 'explain: pass');
+	like($out, qr/^triplet\s+spf:pass\.test from=<big\@pass\.test> to=<alice\@example\.com> \(SPF pass/m,
+	    'explain: the triplet keyed by the SPF domain');
+	like($out, qr/^grey\s+(?!no record)/m, 'explain: finds the grey entry of the domain key');
+	($st, $out) = run_greydb($g, 'explain', '127.0.86.4', 'u@softfail.test', 'alice@example.com');
+	like($out, qr/^spf\s+result=softfail .*action=greylist$/m, 'explain: softfail greylisted');
+	(my $text = read_file($g->{conf})) =~ s/^spf_check_loopback = yes$/spf_check_loopback = no/m
+	    or die "no spf_check_loopback in $g->{conf}";
+	my $local = write_file(tempdir() . '/local.conf', $text);
+	($st, $out) = run_greydb($local, 'explain', '127.0.86.3', 'x@fail.test', 'alice@example.com');
+	like($out, qr/^spf\s+not checked \(a client on this host/m, 'explain: a loopback client is not checked by default');
 }
 
 # --- spf_permerror_action = reject; spf_fail_action = accept
