@@ -13,6 +13,7 @@
 #   many.test      11 DNS mechanisms   -> permerror
 #   slow.test      never answered      -> temperror, 451 4.7.24
 #   helo.test      the HELO identity of a null sender -> pass
+#   big.test       a record too big for a UDP answer -> pass over TCP
 # The clients are 127.x: spf_check_loopback = yes has them checked like any
 # other (the default, no, skips the host's own clients; tested last).
 # SIGHUP with a new dns_servers reaches the workers' resolvers; greydb
@@ -28,6 +29,12 @@ use Time::HiRes qw(sleep time);
 use GreydTest;
 
 my @many = map { "a:h$_.many.test" } 1 .. 11;
+# A record of about 1,900 octets in 8 strings: the answer does not fit the
+# 1,232 octets of EDNS0, so the worker's resolver retries over TCP.  (Its
+# terms are padded with spaces: libspf2 1.2.10 silently stops compiling a
+# record after 512 octets of compiled mechanisms, about 64 ip4 terms.)
+my $bigrec = join(' ' x 30, 'v=spf1', (map { "ip4:10.$_.0.0/16" } 1 .. 40), 'ip4:127.0.86.0/24 -all');
+my $big = join(' ', map { qq("$_") } unpack('(a250)*', $bigrec));
 my $dns = start_unbound(log_queries => 1, records => [
 	'pass.test. 300 IN TXT "v=spf1 ip4:127.0.86.0/24 ip4:127.0.87.0/24 -all"',
 	'fail.test. 300 IN TXT "v=spf1 -all exp=exp.fail.test"',
@@ -42,6 +49,7 @@ my $dns = start_unbound(log_queries => 1, records => [
 	'slow.test. 300 IN TXT "v=spf1 include:x.slow-ns.test -all"',
 	'helo.test. 300 IN TXT "v=spf1 ip4:127.0.86.0/24 -all"',
 	'helo.test. 300 IN A 127.0.86.9',
+	"big.test. 300 IN TXT $big",
 ], timeout => ['slow-ns.test']);
 
 my $pf = start_postfix(proxy => 'haproxy', users => [qw(alice bob)]);
@@ -138,6 +146,14 @@ for my $t (['loop', '127.0.86.7'], ['many', '127.0.86.8']) {
 	cmp_ok(time - $t0, '<', 10, 'answered before spf_timeout');
 	$c->quit;
 	ok(spf_log($g, '127.0.86.10', 'temperror', 'tempfail'), 'temperror logged');
+}
+
+# --- a record too big for UDP: fetched over TCP
+{
+	my ($c, $mc) = mail_rcpt($g, '127.0.86.21', 'b@big.test', 'alice@example.com');
+	is($mc, 250, 'a 1,900-octet record: MAIL accepted');
+	$c->quit;
+	ok(spf_log($g, '127.0.86.21', 'pass', 'accept'), 'a 1,900-octet record (TCP): pass');
 }
 
 # --- the null sender: the HELO identity
