@@ -788,6 +788,12 @@ dns_free(struct dns *d)
 	free(d);
 }
 
+int
+dns_try_ms(const struct greyd_conf *c)
+{
+	return c->dnsbl_timeout * 1000 / 2;
+}
+
 /* ---- waiting resolvers (SPF workers) ---- */
 
 struct dns_sync {

@@ -92,6 +92,14 @@ unsigned dns_pending(const struct dns *d);
 void dns_free(struct dns *d);
 
 /*
+ * The per-try timeout greyd gives c-ares, in ms, from c->dnsbl_timeout:
+ * half of it, as c-ares tries each server twice (the second try takes
+ * twice as long: a silent server is given up after 1.5 x dnsbl_timeout).
+ * For dns_new, spf_new and dns_sync_new alike.
+ */
+int dns_try_ms(const struct greyd_conf *c);
+
+/*
  * The server list of c as the text dns_sync_new takes ("" for
  * /etc/resolv.conf); -1 with err set if it is bad, as dns_new would say.
  */

@@ -266,9 +266,8 @@ run(struct server *srv, const struct options *opt)
 	if (srv->base == NULL ||
 	    event_base_priority_init(srv->base, EV_PRIORITIES) != 0)
 		goto out;
-	/* c-ares retries once: two tries fit in dnsbl_timeout. */
-	if ((srv->dns = dns_new(srv->base, srv->conf,
-	    srv->conf->dnsbl_timeout * 1000 / 2, err, sizeof(err))) == NULL) {
+	if ((srv->dns = dns_new(srv->base, srv->conf, dns_try_ms(srv->conf),
+	    err, sizeof(err))) == NULL) {
 		log_err("%s", err);
 		goto out;
 	}
@@ -277,8 +276,8 @@ run(struct server *srv, const struct options *opt)
 		log_err("out of memory");
 		goto out;
 	}
-	if ((srv->spf = spf_new(srv->base, &srv->conf,
-	    srv->conf->dnsbl_timeout * 1000 / 2, err, sizeof(err))) == NULL &&
+	if ((srv->spf = spf_new(srv->base, &srv->conf, dns_try_ms(srv->conf),
+	    err, sizeof(err))) == NULL &&
 	    err[0] != '\0') {
 		log_err("%s", err);
 		goto out;

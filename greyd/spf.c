@@ -105,8 +105,6 @@
 
 enum check_state { CK_QUEUED, CK_RUNNING, CK_FINISHED };
 
-struct spf_worker;
-
 struct spf_worker {
 	struct spf *s;
 	pthread_t th;
@@ -123,7 +121,6 @@ struct spf_check {
 	struct spf *s;
 	enum check_state state;		/* mu */
 	bool abandoned;			/* mu: cancelled or timed out */
-	struct spf_worker *worker;	/* mu: running on, or NULL */
 	bool direct;			/* answered without libspf2 */
 	bool loop_done;			/* loop: callback ran or never will */
 	struct event timer;
@@ -683,11 +680,9 @@ static void
 post_done(struct spf *s, struct spf_check *c)
 {
 	uint64_t one = 1;
-
 	bool wake = TAILQ_EMPTY(&s->done);
 
 	c->state = CK_FINISHED;
-	c->worker = NULL;
 	TAILQ_INSERT_TAIL(&s->done, c, entry);
 	/* A list that was not empty has a wake-up pending already: the loop
 	 * delivers until the list is empty. */
@@ -735,7 +730,6 @@ worker_main(void *arg)
 		}
 		TAILQ_REMOVE(&s->jobs, c, entry);
 		c->state = CK_RUNNING;
-		c->worker = w;
 		w->check = c;
 		worker_resolver(w);
 		pthread_mutex_unlock(&s->mu);

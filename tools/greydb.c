@@ -1625,7 +1625,7 @@ explain_dns_ask(struct greydb *g, struct explain *x)
 
 	if ((w.base = event_base_new()) == NULL)
 		return fail("explain: cannot make an event loop");
-	if ((d = dns_new(w.base, cp, cp->dnsbl_timeout * 1000 / 2, err,
+	if ((d = dns_new(w.base, cp, dns_try_ms(cp), err,
 	    sizeof(err))) == NULL) {
 		fail("explain: %s", err);
 		goto out;
@@ -1919,7 +1919,7 @@ explain_spf_ask(struct greydb *g, const struct explain *x,
 	memset(&w, 0, sizeof(w));
 	if ((w.base = event_base_new()) == NULL)
 		return fail("explain: cannot make an event loop");
-	if ((s = spf_new(w.base, &cp, cp->dnsbl_timeout * 1000 / 2, err,
+	if ((s = spf_new(w.base, &cp, dns_try_ms(cp), err,
 	    sizeof(err))) == NULL) {
 		event_base_free(w.base);
 		return fail("explain: %s", err);

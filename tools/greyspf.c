@@ -280,9 +280,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "greyspf: event_base_new failed\n");
 		return 1;
 	}
-	/* As greyd: c-ares retries once, two tries fit in dnsbl_timeout. */
-	if ((r.spf = spf_new(r.base, &confp, conf.dnsbl_timeout * 1000 / 2,
-	    err, sizeof(err))) == NULL) {
+	if ((r.spf = spf_new(r.base, &confp, dns_try_ms(&conf), err,
+	    sizeof(err))) == NULL) {
 		fprintf(stderr, "greyspf: %s\n", err[0] != '\0' ? err :
 		    "spf_workers = 0: no SPF");
 		return 2;

@@ -157,7 +157,7 @@ start(struct fixture *f, int port)
 	assert_non_null(f->conf.dns_servers.v[0] = strdup(server));
 	f->conf.dns_servers.n = 1;
 	/* as main.c: c-ares tries twice in 1.5 x dnsbl_timeout */
-	f->dns = dns_new(f->base, &f->conf, f->conf.dnsbl_timeout * 1000 / 2,
+	f->dns = dns_new(f->base, &f->conf, dns_try_ms(&f->conf),
 	    err, sizeof(err));
 	if (f->dns == NULL)
 		fail_msg("dns_new: %s", err);

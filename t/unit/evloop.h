@@ -1,10 +1,10 @@
 /*
- * evloop.h — for the unit tests that drive a real libevent loop (dns.c,
- * dnsbl.c, spf.c): seconds elapsed since a time, and running the loop until
- * a condition holds or time is up.  A 10 ms tick keeps each EVLOOP_ONCE turn
- * from blocking, so the condition and the clock are checked often.
- * Header-only (static functions): each t/unit/NAME.c is its own program;
- * those not every test uses are inline, so that none is left unused.
+ * evloop.h — for the unit tests that time things or drive a real libevent
+ * loop (dns.c, dnsbl.c, spf.c, rcpt.c, trustdb.c): seconds elapsed since a
+ * time, and running the loop until a condition holds or time is up.  A
+ * 10 ms tick keeps each EVLOOP_ONCE turn from blocking, so the condition
+ * and the clock are checked often.  Header-only (static inline functions:
+ * each t/unit/NAME.c is its own program, and uses only some of them).
  */
 #ifndef GREYD_TEST_EVLOOP_H
 #define GREYD_TEST_EVLOOP_H
@@ -14,7 +14,7 @@
 
 #include <event2/event.h>
 
-static double
+static inline double
 since(const struct timeval *t0)
 {
 	struct timeval t1;
@@ -24,13 +24,13 @@ since(const struct timeval *t0)
 	    (double)(t1.tv_usec - t0->tv_usec) / 1e6;
 }
 
-static void
+static inline void
 evloop_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 }
 
 /* Run base until done(arg) (done NULL: never) or seconds pass. */
-static void
+static inline void
 evloop_run(struct event_base *base, bool (*done)(const void *),
     const void *arg, double seconds)
 {

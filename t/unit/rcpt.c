@@ -55,6 +55,7 @@
 #include <event2/event.h>
 
 #include "conf.h"
+#include "evloop.h"
 #include "listener.h"
 #include "log.h"
 #include "rcpt.h"
@@ -415,29 +416,11 @@ answer_cb(void *arg, enum rcpt_verdict v, const char *why)
 	answers_total++;
 }
 
-static void
-tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-}
-
 /* Run the loop until answers_total reaches want or seconds pass. */
 static void
 run_until(struct fixture *f, int want, double seconds)
 {
-	struct timeval tv = { 0, 20000 }, t0, t1;
-	struct event *tick = event_new(f->base, -1, EV_PERSIST, tick_cb, NULL);
-
-	assert_non_null(tick);
-	event_add(tick, &tv);
-	gettimeofday(&t0, NULL);
-	for (;;) {
-		gettimeofday(&t1, NULL);
-		if (answers_total >= want || (double)(t1.tv_sec - t0.tv_sec) +
-		    (double)(t1.tv_usec - t0.tv_usec) / 1e6 > seconds)
-			break;
-		event_base_loop(f->base, EVLOOP_ONCE);
-	}
-	event_free(tick);
+	evloop_run_count(f->base, &answers_total, want, seconds);
 }
 
 /* A callout setup against 127.0.0.1:port. */
@@ -1405,16 +1388,6 @@ test_callout_queue_bound(void **state)
 }
 
 /* ---- micro-benchmark ---- */
-
-static double
-since(const struct timeval *t0)
-{
-	struct timeval t1;
-
-	gettimeofday(&t1, NULL);
-	return (double)(t1.tv_sec - t0->tv_sec) +
-	    (double)(t1.tv_usec - t0->tv_usec) / 1e6;
-}
 
 static void
 test_bench(void **state)

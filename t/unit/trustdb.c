@@ -40,6 +40,7 @@
 #include <cmocka.h>
 #include <db.h>
 
+#include "evloop.h"
 #include "log.h"
 #include "netaddr.h"
 #include "trustdb.h"
@@ -1109,16 +1110,6 @@ spawn_lock_holder(const char *dir, const char *key, size_t len, bool die,
 	return pid;
 }
 
-static double
-elapsed(const struct timeval *t0)
-{
-	struct timeval t1;
-
-	gettimeofday(&t1, NULL);
-	return (double)(t1.tv_sec - t0->tv_sec) +
-	    (double)(t1.tv_usec - t0->tv_usec) / 1e6;
-}
-
 /*
  * Another process holds a write lock on the record greyd wants: the call
  * gives up (-1) within its retries (about 130 ms) instead of waiting.
@@ -1137,9 +1128,9 @@ test_lock_timeout(void **state)
 
 	gettimeofday(&t0, NULL);
 	assert_int_equal(trustdb_put_grey(db, key, len, &g), -1);
-	assert_true(elapsed(&t0) < 0.5);
+	assert_true(since(&t0) < 0.5);
 	assert_int_equal(trustdb_get_grey(db, key, len, &g), -1);
-	assert_true(elapsed(&t0) < 1.0);
+	assert_true(since(&t0) < 1.0);
 	close(release);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
@@ -1176,7 +1167,7 @@ test_dead_lock_holder(void **state)
 	close(release);
 	gettimeofday(&t0, NULL);
 	assert_int_equal(trustdb_put_grey(db, key, len, &g), 0);
-	assert_true(elapsed(&t0) < 1.0);
+	assert_true(since(&t0) < 1.0);
 	assert_int_equal(trustdb_get_grey(db, key, len, &go), 0);
 	assert_grey_equal(&g, &go);
 	assert_int_equal(find4(db, "192.0.2.1", NOW, NULL, 0), 0);
