@@ -37,6 +37,7 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -1321,6 +1322,64 @@ conf_load(struct greyd_conf *c, const char *path,
 	if (rc == -1)
 		conf_free(c);
 	return rc;
+}
+
+static struct greyd_conf *conf_now;	/* the snapshot in force */
+
+struct greyd_conf *
+conf_new(const char *path, const char *const *overrides, char *err,
+    size_t errlen)
+{
+	struct greyd_conf *c = malloc(sizeof(*c));
+
+	if (c == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (conf_load(c, path, overrides, err, errlen) != 0) {
+		free(c);
+		return NULL;
+	}
+	c->refs = 1;
+	return c;
+}
+
+const struct greyd_conf *
+conf_current(void)
+{
+	return conf_now;
+}
+
+void
+conf_install(struct greyd_conf *c)
+{
+	struct greyd_conf *old = conf_now;
+
+	conf_now = c;
+	conf_release(old);
+}
+
+const struct greyd_conf *
+conf_hold(const struct greyd_conf *c)
+{
+	/* The count is bookkeeping, not configuration: a holder that reads
+	 * c as const may still count itself. */
+	struct greyd_conf *m = (struct greyd_conf *)(uintptr_t)c;
+
+	if (m != NULL && m->refs > 0)
+		m->refs++;
+	return c;
+}
+
+void
+conf_release(const struct greyd_conf *c)
+{
+	struct greyd_conf *m = (struct greyd_conf *)(uintptr_t)c;
+
+	if (m == NULL || m->refs == 0 || --m->refs > 0)
+		return;
+	conf_free(m);
+	free(m);
 }
 
 void

@@ -8,8 +8,16 @@
  * setting (defaults included).  Unknown names and bad values are errors
  * reported as "file:line: reason"; -o overrides as "-o name=value: reason".
  *
- * The struct is the only global configuration greyd has (main.c owns it;
- * SIGHUP loads a new one and swaps it in only if it is valid).
+ * The configuration snapshot.  greyd has one global configuration, the
+ * snapshot in force (conf_current).  SIGHUP loads a new one with conf_new
+ * and, if it is valid, makes it current with conf_install.  Whoever keeps
+ * using a configuration across loop turns (a session, a fast-path
+ * connection) holds it with conf_hold and lets go with conf_release, so a
+ * reload never frees a configuration that a live connection still reads:
+ * it is freed when its last holder releases it.  A struct filled by
+ * conf_load in the caller's own memory is not counted (hold and release
+ * leave it alone); tests and tools install such structs directly.  All of
+ * this runs on the event loop's thread only.
  */
 #ifndef GREYD_CONF_H
 #define GREYD_CONF_H
@@ -153,6 +161,8 @@ struct greyd_conf {
 	/* daemon */
 	char user[64];			/* "" = do not change user */
 	char pid_file[PATH_MAX];	/* "" = none */
+
+	unsigned refs;			/* holders (conf_new); 0: not counted */
 };
 
 /*
@@ -162,6 +172,18 @@ struct greyd_conf {
  */
 int conf_load(struct greyd_conf *c, const char *path,
     const char *const *overrides, char *err, size_t errlen);
+/* conf_load into new memory, held once by the caller; NULL with err set. */
+struct greyd_conf *conf_new(const char *path, const char *const *overrides,
+    char *err, size_t errlen);
+/* The snapshot in force (NULL before the first conf_install). */
+const struct greyd_conf *conf_current(void);
+/* Make c current, taking over the caller's hold; the previous snapshot is
+ * released.  c may be NULL (nothing current). */
+void conf_install(struct greyd_conf *c);
+/* One more holder of c; returns c. */
+const struct greyd_conf *conf_hold(const struct greyd_conf *c);
+/* A holder is done with c (NULL is ignored). */
+void conf_release(const struct greyd_conf *c);
 /* Print every effective setting as "name = value", one per line. */
 void conf_print(const struct greyd_conf *c, FILE *fp);
 void conf_free(struct greyd_conf *c);

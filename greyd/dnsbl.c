@@ -28,7 +28,7 @@
 #include <event2/event.h>
 
 #include "dnsbl.h"
-#include "listener.h"
+#include "clock.h"
 #include "log.h"
 
 #define DNSBL_KEY_MAX	(2 + DNSBL_NAME_MAX + 1)
@@ -81,7 +81,6 @@ RB_HEAD(dnsbl_tree, dnsbl_entry);
 struct dnsbl {
 	struct event_base *base;
 	struct dns *dns;
-	struct greyd_conf *const *confp;
 	struct dnsbl_tree tree;
 	size_t count;			/* entries in the tree */
 	size_t pending;			/* entries not done */
@@ -101,7 +100,8 @@ RB_GENERATE(dnsbl_tree, dnsbl_entry, node, entry_cmp)
 static const struct greyd_conf *
 conf_of(const struct dnsbl *b)
 {
-	return *b->confp;
+	(void)b;
+	return conf_current();
 }
 
 static void
@@ -255,7 +255,7 @@ entry_finish(struct dnsbl_entry *e, int64_t now_ms)
 static void
 deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
-	entry_finish(arg, monotonic_ms());
+	entry_finish(arg, clock_ms());
 	entry_maybe_free(arg);
 }
 
@@ -388,7 +388,7 @@ query_cb(const struct dns_answer *ans, void *arg)
 			    qname : NULL);
 		}
 		if (!entry_waiting(e))
-			entry_finish(e, monotonic_ms());
+			entry_finish(e, clock_ms());
 	}
 	free(q);
 	entry_maybe_free(e);
@@ -576,7 +576,7 @@ dnsbl_result(const struct dnsbl_lookup *l, struct dnsbl_result *r)
 	if (!l->e->done)
 		return;
 	r->cached = l->cached;
-	r->age_ms = monotonic_ms() - l->e->start_ms;
+	r->age_ms = clock_ms() - l->e->start_ms;
 	entry_result(l->e, r);
 }
 
@@ -627,8 +627,7 @@ dnsbl_cached_client(struct dnsbl *b, const struct netaddr *a, int64_t now_ms,
 /* ---- the whole cache ---- */
 
 struct dnsbl *
-dnsbl_new(struct event_base *base, struct dns *dns,
-    struct greyd_conf *const *confp)
+dnsbl_new(struct event_base *base, struct dns *dns)
 {
 	struct dnsbl *b = calloc(1, sizeof(*b));
 
@@ -636,7 +635,6 @@ dnsbl_new(struct event_base *base, struct dns *dns,
 		return NULL;
 	b->base = base;
 	b->dns = dns;
-	b->confp = confp;
 	RB_INIT(&b->tree);
 	return b;
 }

@@ -54,10 +54,9 @@ struct dnsbl_result {
 
 typedef void (*dnsbl_cb)(void *arg);
 
-/* The lookups of one server; *confp is read whenever settings are needed
- * (main.c swaps the configuration on SIGHUP). */
-struct dnsbl *dnsbl_new(struct event_base *base, struct dns *dns,
-    struct greyd_conf *const *confp);
+/* The lookups of one daemon; the current configuration (conf_current) is
+ * read whenever settings are needed. */
+struct dnsbl *dnsbl_new(struct event_base *base, struct dns *dns);
 void dnsbl_free(struct dnsbl *b);
 
 /*

@@ -1,7 +1,5 @@
 /*
- * listener.c — listening sockets, accept and routing, the live-connection
- * bookkeeping, the trust database timers, and the drain on SIGTERM (see
- * listener.h).
+ * listener.c — listening sockets, accept and routing (see listener.h).
  *
  * Routing at accept (one decision, logged on one line):
  *   allow_clients match          -> FAST ... allow=CIDR  (relay_splice)
@@ -33,16 +31,18 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "clock.h"
 #include "dnsbl.h"
 #include "greylist.h"
 #include "greyd_limits.h"
 #include "listener.h"
 #include "log.h"
 #include "netaddr.h"
-#include "rcpt.h"
 #include "relay.h"
+#include "server.h"
 #include "session.h"
 #include "tarpit.h"
+#include "trustdb.h"
 
 #define LISTEN_BACKLOG		1024
 #define WHITE_REFRESH_SLACK	60	/* seconds between refresh writes */
@@ -52,14 +52,12 @@
 /* The route a new connection takes. */
 enum route { ROUTE_SESSION, ROUTE_FAST, ROUTE_TRAPPED };
 
-int64_t
-monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+struct listener {
+	const struct session_deps *d;	/* what sessions and the route use */
+	int listen_fd[CONF_MAX_LISTEN];
+	struct evconnlistener *listeners[CONF_MAX_LISTEN];
+	int nlisteners;
+};
 
 static bool
 listener_allowed(const struct greyd_conf *c, const struct netaddr *a,
@@ -81,21 +79,20 @@ listener_allowed(const struct greyd_conf *c, const struct netaddr *a,
 
 /* Whitelisted in the trust database?  Fills why ("white=...") if so. */
 static bool
-listener_white(struct server *srv, const struct netaddr *a, char *why,
-    size_t whylen)
+listener_white(struct listener *l, const struct greyd_conf *c,
+    const struct netaddr *a, char *why, size_t whylen)
 {
-	const struct greyd_conf *c = srv->conf;
 	char key[NETADDR_STRLEN];
 	struct white_rec w;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = clock_now();
 
-	if (trustdb_find_white(srv->db, a, now,
+	if (trustdb_find_white(l->d->db, a, now,
 	    (uint32_t)c->auto_whitelist_after, key, sizeof(key), &w) != 0)
 		return false;
 	snprintf(why, whylen, "white=%s", key);
 	if (now - w.last_seen >= WHITE_REFRESH_SLACK) {
 		greylist_white_refresh(c, &w, now);
-		(void)trustdb_put_white(srv->db, key, &w);
+		(void)trustdb_put_white(l->d->db, key, &w);
 	}
 	return true;
 }
@@ -106,14 +103,13 @@ listener_white(struct server *srv, const struct netaddr *a, char *why,
  * ROUTE_FAST for a trusted one, -1 when nothing is cached or neither.
  */
 static int
-listener_dnsbl(struct server *srv, const struct netaddr *a, char *why,
-    size_t whylen)
+listener_dnsbl(struct listener *l, const struct greyd_conf *c,
+    const struct netaddr *a, char *why, size_t whylen)
 {
-	const struct greyd_conf *c = srv->conf;
 	struct dnsbl_result r;
 
-	if (srv->dnsbl == NULL ||
-	    !dnsbl_cached_client(srv->dnsbl, a, monotonic_ms(), &r))
+	if (l->d->dnsbl == NULL ||
+	    !dnsbl_cached_client(l->d->dnsbl, a, clock_ms(), &r))
 		return -1;
 	if (r.score >= c->dnsbl_threshold)
 		return ROUTE_SESSION;
@@ -124,26 +120,26 @@ listener_dnsbl(struct server *srv, const struct netaddr *a, char *why,
 }
 
 static enum route
-listener_route(struct server *srv, const struct netaddr *a, const char *addr,
-    char *why, size_t whylen)
+listener_route(struct listener *l, const struct greyd_conf *c,
+    const struct netaddr *a, const char *addr, char *why, size_t whylen)
 {
 	struct trap_rec t;
 	int bl;
 
-	if (listener_allowed(srv->conf, a, why, whylen))
+	if (listener_allowed(c, a, why, whylen))
 		return ROUTE_FAST;
-	if (trustdb_find_trap(srv->db, addr, (int64_t)time(NULL), &t) == 0) {
+	if (trustdb_find_trap(l->d->db, addr, clock_now(), &t) == 0) {
 		snprintf(why, whylen, "trapped until %lld",
 		    (long long)t.expire);
 		return ROUTE_TRAPPED;
 	}
-	if ((bl = listener_dnsbl(srv, a, why, whylen)) != -1)
+	if ((bl = listener_dnsbl(l, c, a, why, whylen)) != -1)
 		return (enum route)bl;
-	if (!listener_white(srv, a, why, whylen))
+	if (!listener_white(l, c, a, why, whylen))
 		return ROUTE_SESSION;
 	/* Look the lists up for this client's next connection. */
-	if (srv->dnsbl != NULL)
-		dnsbl_release(dnsbl_client(srv->dnsbl, a, monotonic_ms()));
+	if (l->d->dnsbl != NULL)
+		dnsbl_release(dnsbl_client(l->d->dnsbl, a, clock_ms()));
 	return ROUTE_FAST;
 }
 
@@ -157,11 +153,10 @@ sockaddr_port(const struct sockaddr *sa)
 
 /* Over a limit: 421 straight on the socket (it is empty), then close. */
 static void
-listener_refuse(struct server *srv, evutil_socket_t fd,
-    const struct netaddr *a, const char *addr, unsigned port,
-    enum limit_verdict v, int mult)
+listener_refuse(struct listener *l, const struct greyd_conf *c,
+    evutil_socket_t fd, const struct netaddr *a, const char *addr,
+    unsigned port, enum limit_verdict v, int mult)
 {
-	const struct greyd_conf *c = srv->conf;
 	struct client_rec add = { .rejected = 1 };
 	char reply[160];
 	size_t n;
@@ -169,42 +164,44 @@ listener_refuse(struct server *srv, evutil_socket_t fd,
 	add.rejected_by[REJECT_LIMIT] = 1;
 	limits_reply(v, addr, reply, sizeof(reply) - 2);
 	log_info("LIMIT [%s]:%u %s sessions=%u/%d all=%u/%d rate=%d/h", addr,
-	    port, limits_name(v), limits_sessions(srv->limits, a),
+	    port, limits_name(v), limits_sessions(l->d->limits, a),
 	    limits_scaled(c->client_connection_limit, mult),
-	    srv->nsessions + srv->nsplices, c->max_sessions,
+	    server_count(l->d->srv, NULL), c->max_sessions,
 	    limits_scaled(c->client_connection_rate, mult));
 	n = strlen(reply);
 	memcpy(reply + n, "\r\n", 2);
 	(void)send(fd, reply, n + 2, MSG_NOSIGNAL | MSG_DONTWAIT);
 	evutil_closesocket(fd);
-	(void)trustdb_add_client(srv->db, addr, (int64_t)time(NULL), &add);
+	(void)trustdb_add_client(l->d->db, addr, clock_now(), &add);
 }
 
 /* A trapped client: tarpit it, or give it a session that rejects it. */
 static void
-listener_trapped(struct server *srv, evutil_socket_t fd,
-    const struct sockaddr *peer, const struct sockaddr *local,
-    const struct netaddr *a, const char *addr)
+listener_trapped(struct listener *l, const struct greyd_conf *c,
+    evutil_socket_t fd, const struct sockaddr *peer,
+    const struct sockaddr *local, const struct netaddr *a, const char *addr)
 {
 	char reply[TARPIT_REPLY_MAX];
 
-	if (srv->conf->trap_action == ACTION_TARPIT && tarpit_room(srv)) {
+	if (c->trap_action == ACTION_TARPIT && tarpit_room(l->d->srv, c)) {
 		snprintf(reply, sizeof(reply), "550 5.7.1 Service unavailable; "
 		    "client [%s] trapped", addr);
-		if (tarpit_start(srv, fd, addr, sockaddr_port(peer), true,
-		    reply, "trap") == 0) {
-			limits_disconnect(srv->limits, a);
+		if (tarpit_start(l->d->srv, c, fd, addr, sockaddr_port(peer),
+		    true, reply, "trap") == 0) {
+			limits_disconnect(l->d->limits, a);
 			return;
 		}
 	}
-	(void)session_new(srv, fd, peer, local, SESSION_TRAPPED);
+	(void)session_new(l->d, fd, peer, local, SESSION_TRAPPED);
 }
 
 static void
-listener_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+listener_accept_cb(struct evconnlistener *el, evutil_socket_t fd,
     struct sockaddr *peer, int peerlen, void *arg)
 {
-	struct server *srv = arg;
+	struct listener *l = arg;
+	const struct session_deps *d = l->d;
+	const struct greyd_conf *c = conf_current();
 	struct sockaddr_storage local;
 	socklen_t locallen = sizeof(local);
 	char addr[NETADDR_STRLEN], why[DNSBL_HITS_MAX + 64];
@@ -214,37 +211,36 @@ listener_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	enum limit_verdict v;
 	int mult;
 
-	if (srv->draining || netaddr_from_sockaddr(&a, peer) != 0 ||
+	if (server_draining(d->srv) || netaddr_from_sockaddr(&a, peer) != 0 ||
 	    getsockname(fd, (struct sockaddr *)&local, &locallen) != 0) {
 		evutil_closesocket(fd);
 		return;
 	}
 	netaddr_format(&a, addr, sizeof(addr));
-	route = listener_route(srv, &a, addr, why, sizeof(why));
-	mult = route == ROUTE_FAST ? srv->conf->trusted_limit_multiplier : 1;
-	v = limits_connect(srv->limits, srv->conf, &a,
-	    srv->nsessions + srv->nsplices, mult, monotonic_ms());
+	route = listener_route(l, c, &a, addr, why, sizeof(why));
+	mult = route == ROUTE_FAST ? c->trusted_limit_multiplier : 1;
+	v = limits_connect(d->limits, c, &a, server_count(d->srv, NULL), mult,
+	    clock_ms());
 	if (v != LIMIT_OK) {
-		listener_refuse(srv, fd, &a, addr, sockaddr_port(peer), v, mult);
+		listener_refuse(l, c, fd, &a, addr, sockaddr_port(peer), v, mult);
 		return;
 	}
 	switch (route) {
 	case ROUTE_FAST:
 		log_info("FAST [%s]:%u %s", addr, sockaddr_port(peer), why);
-		(void)trustdb_add_client(srv->db, addr, (int64_t)time(NULL), &one);
-		if (relay_splice(srv, fd, peer, (struct sockaddr *)&local) ==
-		    NULL)
-			limits_disconnect(srv->limits, &a);
+		(void)trustdb_add_client(d->db, addr, clock_now(), &one);
+		if (relay_splice(d->srv, d->limits, c, fd, peer,
+		    (struct sockaddr *)&local) == NULL)
+			limits_disconnect(d->limits, &a);
 		break;
 	case ROUTE_TRAPPED:
 		log_info("TRAPPED [%s]:%u %s action=%s", addr,
-		    sockaddr_port(peer), why,
-		    conf_action_name(srv->conf->trap_action));
-		listener_trapped(srv, fd, peer, (struct sockaddr *)&local, &a,
+		    sockaddr_port(peer), why, conf_action_name(c->trap_action));
+		listener_trapped(l, c, fd, peer, (struct sockaddr *)&local, &a,
 		    addr);
 		break;
 	case ROUTE_SESSION:
-		(void)session_new(srv, fd, peer, (struct sockaddr *)&local, 0);
+		(void)session_new(d, fd, peer, (struct sockaddr *)&local, 0);
 		break;
 	}
 }
@@ -282,176 +278,86 @@ listener_socket(const struct conf_sockaddr *a, char *err, size_t errlen)
 	return fd;
 }
 
+struct listener *
+listener_new(void)
+{
+	struct listener *l = calloc(1, sizeof(*l));
+	int i;
+
+	if (l != NULL)
+		for (i = 0; i < CONF_MAX_LISTEN; i++)
+			l->listen_fd[i] = -1;
+	return l;
+}
+
 int
-listener_bind(struct server *srv, char *err, size_t errlen)
+listener_bind(struct listener *l, const struct greyd_conf *c, char *err,
+    size_t errlen)
 {
 	int i, fd;
 
-	for (i = 0; i < srv->conf->nlisten; i++) {
-		if ((fd = listener_socket(&srv->conf->listen[i], err,
-		    errlen)) < 0)
+	for (i = 0; i < c->nlisten; i++) {
+		if ((fd = listener_socket(&c->listen[i], err, errlen)) < 0)
 			return -1;
-		srv->listen_fd[srv->nlisteners++] = fd;
+		l->listen_fd[l->nlisteners++] = fd;
 	}
 	return 0;
 }
 
+/* Idle per-client counters and expired DNS list results go. */
 static void
-listener_expire_cb(evutil_socket_t fd, short what, void *arg)
+listener_sweep(void *arg)
 {
-	struct server *srv = arg;
-	int n = trustdb_expire_step(srv->db, (int64_t)time(NULL),
-	    srv->conf->db_expire_batch);
+	struct listener *l = arg;
 
-	if (n > 0)
-		log_debug("expired %d trust database records", n);
-}
-
-static void
-listener_checkpoint_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct server *srv = arg;
-
-	(void)trustdb_checkpoint(srv->db);
-}
-
-static void
-listener_sweep_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct server *srv = arg;
-
-	(void)limits_sweep(srv->limits, srv->conf, monotonic_ms(),
+	(void)limits_sweep(l->d->limits, conf_current(), clock_ms(),
 	    LIMITS_SWEEP_BATCH);
-	if (srv->dnsbl != NULL)
-		dnsbl_sweep(srv->dnsbl, monotonic_ms(), LIMITS_SWEEP_BATCH);
-}
-
-static struct event *
-listener_timer(struct server *srv, int seconds, event_callback_fn fn)
-{
-	struct timeval tv = { seconds > 0 ? seconds : 1, 0 };
-	struct event *ev = event_new(srv->base, -1, EV_PERSIST, fn, srv);
-
-	if (ev != NULL)
-		event_add(ev, &tv);
-	return ev;
+	if (l->d->dnsbl != NULL)
+		dnsbl_sweep(l->d->dnsbl, clock_ms(), LIMITS_SWEEP_BATCH);
 }
 
 int
-listener_start(struct server *srv)
+listener_start(struct listener *l, const struct session_deps *d)
 {
 	int i;
 
-	for (i = 0; i < srv->nlisteners; i++) {
-		srv->listeners[i] = evconnlistener_new(srv->base,
-		    listener_accept_cb, srv, LEV_OPT_CLOSE_ON_FREE,
+	l->d = d;
+	for (i = 0; i < l->nlisteners; i++) {
+		l->listeners[i] = evconnlistener_new(server_base(d->srv),
+		    listener_accept_cb, l, LEV_OPT_CLOSE_ON_FREE,
 		    0 /* already listening with LISTEN_BACKLOG */,
-		    srv->listen_fd[i]);
-		if (srv->listeners[i] == NULL)
+		    l->listen_fd[i]);
+		if (l->listeners[i] == NULL)
 			return -1;
-		evconnlistener_set_error_cb(srv->listeners[i], listener_error_cb);
-		srv->listen_fd[i] = -1;
+		evconnlistener_set_error_cb(l->listeners[i], listener_error_cb);
+		l->listen_fd[i] = -1;
 	}
-	srv->expire_ev = listener_timer(srv, srv->conf->db_expire_interval,
-	    listener_expire_cb);
-	srv->checkpoint_ev = listener_timer(srv,
-	    srv->conf->db_checkpoint_interval, listener_checkpoint_cb);
-	srv->sweep_ev = listener_timer(srv, LIMITS_SWEEP_SECONDS,
-	    listener_sweep_cb);
-	return 0;
-}
-
-static void
-listener_maybe_exit(struct server *srv)
-{
-	if (srv->draining && srv->nsessions == 0 && srv->nsplices == 0 &&
-	    srv->ntarpits == 0)
-		event_base_loopexit(srv->base, NULL);
-}
-
-static void
-listener_drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct server *srv = arg;
-
-	log_info("drain timeout: closing %u sessions and %u fast-path "
-	    "connections", srv->nsessions, srv->nsplices);
-	session_shutdown_all(srv);
-	relay_splice_close_all(srv);
-	tarpit_close_all(srv);
-	/* Sessions flushing their 421 get a few more seconds. */
-	{
-		struct timeval tv = { 5, 0 };
-
-		event_base_loopexit(srv->base, &tv);
-	}
+	return server_every(d->srv, LIMITS_SWEEP_SECONDS, listener_sweep, l);
 }
 
 void
-listener_drain(struct server *srv)
+listener_stop(struct listener *l)
 {
-	struct timeval tv = { srv->conf->drain_timeout, 0 };
 	int i;
 
-	if (srv->draining)
-		return;
-	srv->draining = true;
-	for (i = 0; i < srv->nlisteners; i++) {
-		if (srv->listeners[i] != NULL) {
-			evconnlistener_free(srv->listeners[i]);
-			srv->listeners[i] = NULL;
+	for (i = 0; i < l->nlisteners; i++) {
+		if (l->listeners[i] != NULL) {
+			evconnlistener_free(l->listeners[i]);
+			l->listeners[i] = NULL;
 		}
 	}
-	log_info("draining: %u sessions, %u fast-path connections, %u "
-	    "tarpitted", srv->nsessions, srv->nsplices, srv->ntarpits);
-	/* Tarpitted clients are owed nothing: close them at once. */
-	tarpit_close_all(srv);
-	srv->drain_ev = event_new(srv->base, -1, 0, listener_drain_timeout_cb,
-	    srv);
-	if (srv->drain_ev != NULL)
-		event_add(srv->drain_ev, &tv);
-	listener_maybe_exit(srv);
 }
 
 void
-listener_session_done(struct server *srv, struct session *s)
-{
-	listener_maybe_exit(srv);
-}
-
-void
-listener_splice_done(struct server *srv, struct relay *r)
-{
-	listener_maybe_exit(srv);
-}
-
-void
-listener_tarpit_done(struct server *srv)
-{
-	listener_maybe_exit(srv);
-}
-
-void
-listener_free(struct server *srv)
+listener_free(struct listener *l)
 {
 	int i;
 
-	session_free_all(srv);
-	relay_splice_close_all(srv);
-	tarpit_close_all(srv);
-	rcpt_callout_free(srv);
-	for (i = 0; i < srv->nlisteners; i++) {
-		if (srv->listeners[i] != NULL)
-			evconnlistener_free(srv->listeners[i]);
-		if (srv->listen_fd[i] >= 0)
-			close(srv->listen_fd[i]);
-	}
-	if (srv->expire_ev != NULL)
-		event_free(srv->expire_ev);
-	if (srv->checkpoint_ev != NULL)
-		event_free(srv->checkpoint_ev);
-	if (srv->drain_ev != NULL)
-		event_free(srv->drain_ev);
-	if (srv->sweep_ev != NULL)
-		event_free(srv->sweep_ev);
+	if (l == NULL)
+		return;
+	listener_stop(l);
+	for (i = 0; i < l->nlisteners; i++)
+		if (l->listen_fd[i] >= 0)
+			close(l->listen_fd[i]);
+	free(l);
 }

@@ -1,6 +1,7 @@
 /*
  * main.c — greyd: arguments, configuration, privileges, daemon, signals,
- * and the wiring of the server (listener.c) to the trust database.
+ * and the wiring: the event loop, the connection registry (server.c), the
+ * trust database, the checks, and the listener that ties them together.
  *
  * Start-up order matters:
  *   1. load and check the configuration (-t stops here, -n prints it);
@@ -29,14 +30,18 @@
 #include <bsd/libutil.h>
 #include <event2/event.h>
 
+#include "callout.h"
+#include "clock.h"
 #include "conf.h"
 #include "dns.h"
 #include "dnsbl.h"
-#include "spf.h"
 #include "greyd_limits.h"
 #include "listener.h"
 #include "log.h"
 #include "rcpt.h"
+#include "server.h"
+#include "session.h"
+#include "spf.h"
 #include "trustdb.h"
 
 #define MAX_OVERRIDES 64
@@ -174,149 +179,198 @@ lookup_user(const struct greyd_conf *c)
 	return geteuid() == 0 ? pw : NULL;
 }
 
-struct signals {
-	struct server *srv;
+/* Everything run() wires together. */
+struct daemon {
 	const struct options *opt;
+	struct listener *listener;
+	struct dns *dns;
+	struct session_deps deps;	/* srv, db, limits, dnsbl, spf, callout */
 	struct event *hup, *term, *intr;
 };
 
 static void
 reload_cb(evutil_socket_t sig, short what, void *arg)
 {
-	struct signals *sg = arg;
-	struct server *srv = sg->srv;
+	struct daemon *dm = arg;
+	const struct greyd_conf *old = conf_current();
 	struct greyd_conf *c;
 	char err[CONF_ERRLEN];
 
-	if ((c = calloc(1, sizeof(*c))) == NULL)
-		return;
-	if (conf_load(c, sg->opt->config, sg->opt->overrides, err,
-	    sizeof(err)) != 0) {
+	if ((c = conf_new(dm->opt->config, dm->opt->overrides, err,
+	    sizeof(err))) == NULL) {
 		log_err("reload failed, keeping the running configuration: %s",
 		    err);
-		free(c);
 		return;
 	}
 	/* Listeners, the database and the SPF threads stay as they are until
 	 * a restart. */
-	snprintf(c->db_dir, sizeof(c->db_dir), "%s", srv->conf->db_dir);
-	if (c->spf_workers != srv->conf->spf_workers) {
+	snprintf(c->db_dir, sizeof(c->db_dir), "%s", old->db_dir);
+	if (c->spf_workers != old->spf_workers) {
 		log_warn("spf_workers stays %d until a restart",
-		    srv->conf->spf_workers);
-		c->spf_workers = srv->conf->spf_workers;
+		    old->spf_workers);
+		c->spf_workers = old->spf_workers;
 	}
-	conf_free(srv->conf);
-	free(srv->conf);
-	srv->conf = c;
+	conf_install(c);
 	log_info("configuration reloaded from %s",
-	    sg->opt->config != NULL ? sg->opt->config : "embedded defaults");
-	if (rcpt_load_maps(c, srv->db, (int64_t)time(NULL), err,
+	    dm->opt->config != NULL ? dm->opt->config : "embedded defaults");
+	if (rcpt_load_maps(c, dm->deps.db, clock_now(), err,
 	    sizeof(err)) != 0)
 		log_err("maps not reloaded, the previous ones stay: %s", err);
-	if (dns_reconfigure(srv->dns, c, err, sizeof(err)) != 0)
+	if (dns_reconfigure(dm->dns, c, err, sizeof(err)) != 0)
 		log_err("dns_servers not changed: %s", err);
-	else if (srv->spf != NULL &&
-	    spf_reconfigure(srv->spf, err, sizeof(err)) != 0)
+	else if (dm->deps.spf != NULL &&
+	    spf_reconfigure(dm->deps.spf, err, sizeof(err)) != 0)
 		log_err("dns_servers not changed for SPF: %s", err);
 }
 
 static void
 term_cb(evutil_socket_t sig, short what, void *arg)
 {
-	struct signals *sg = arg;
+	struct daemon *dm = arg;
 
 	log_info("signal %d: stopping", (int)sig);
-	listener_drain(sg->srv);
+	listener_stop(dm->listener);
+	server_drain(dm->deps.srv, conf_current()->drain_timeout);
 }
 
-static int
-run(struct server *srv, const struct options *opt)
+static void
+expire_cb(void *arg)
 {
-	struct signals sg = { srv, opt, NULL, NULL, NULL };
-	struct event_config *evcfg;
-	char err[CONF_ERRLEN];
-	int rc = 1;
+	int n = trustdb_expire_step(arg, clock_now(),
+	    conf_current()->db_expire_batch);
 
-	if ((srv->db = trustdb_open(srv->conf->db_dir, err, sizeof(err))) ==
-	    NULL) {
-		log_err("trust database: %s", err);
-		return 1;
-	}
-	if (rcpt_load_maps(srv->conf, srv->db, (int64_t)time(NULL), err,
-	    sizeof(err)) != 0) {
-		log_err("%s", err);
-		trustdb_close(srv->db);
-		return 1;
-	}
-	if ((srv->limits = limits_new()) == NULL) {
-		log_err("out of memory");
-		trustdb_close(srv->db);
-		return 1;
-	}
+	if (n > 0)
+		log_debug("expired %d trust database records", n);
+}
+
+static void
+checkpoint_cb(void *arg)
+{
+	(void)trustdb_checkpoint(arg);
+}
+
+static struct event_base *
+make_base(void)
+{
+	struct event_config *evcfg;
+	struct event_base *base;
+
 	/* Batch epoll_ctl calls: an event enabled and disabled within one loop
 	 * turn (every reply written at once) then costs none. */
 	if ((evcfg = event_config_new()) == NULL)
-		goto out;
+		return NULL;
 	event_config_set_flag(evcfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-	/* Tarpit callbacks in batches, the rest between them (listener.h). */
+	/* Tarpit callbacks in batches, the rest between them (server.h). */
 	event_config_set_max_dispatch_interval(evcfg, NULL, EV_TARPIT_BATCH,
 	    EV_PRIO_TARPIT);
-	srv->base = event_base_new_with_config(evcfg);
+	base = event_base_new_with_config(evcfg);
 	event_config_free(evcfg);
-	if (srv->base == NULL ||
-	    event_base_priority_init(srv->base, EV_PRIORITIES) != 0)
-		goto out;
-	if ((srv->dns = dns_new(srv->base, srv->conf, dns_try_ms(srv->conf),
-	    err, sizeof(err))) == NULL) {
+	if (base != NULL && event_base_priority_init(base, EV_PRIORITIES) != 0) {
+		event_base_free(base);
+		return NULL;
+	}
+	return base;
+}
+
+static int
+add_signals(struct daemon *dm, struct event_base *base)
+{
+	dm->hup = evsignal_new(base, SIGHUP, reload_cb, dm);
+	dm->term = evsignal_new(base, SIGTERM, term_cb, dm);
+	dm->intr = evsignal_new(base, SIGINT, term_cb, dm);
+	if (dm->hup == NULL || dm->term == NULL || dm->intr == NULL ||
+	    evsignal_add(dm->hup, NULL) != 0 ||
+	    evsignal_add(dm->term, NULL) != 0 ||
+	    evsignal_add(dm->intr, NULL) != 0)
+		return -1;
+	return 0;
+}
+
+/* The checks sessions use: resolver, DNS lists, SPF, the callout. */
+static int
+start_checks(struct daemon *dm, struct event_base *base)
+{
+	const struct greyd_conf *c = conf_current();
+	struct session_deps *d = &dm->deps;
+	char err[CONF_ERRLEN];
+
+	if ((dm->dns = dns_new(base, c, dns_try_ms(c), err,
+	    sizeof(err))) == NULL) {
+		log_err("%s", err);
+		return -1;
+	}
+	if ((d->dnsbl = dnsbl_new(base, dm->dns)) == NULL ||
+	    (d->callout = callout_new(base, d->db)) == NULL) {
+		log_err("out of memory");
+		return -1;
+	}
+	if ((d->spf = spf_new(base, dns_try_ms(c), err, sizeof(err))) ==
+	    NULL && err[0] != '\0') {
+		log_err("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+run(struct daemon *dm)
+{
+	const struct greyd_conf *c = conf_current();
+	struct session_deps *d = &dm->deps;
+	struct event_base *base = NULL;
+	char err[CONF_ERRLEN];
+	int rc = 1;
+
+	if ((d->db = trustdb_open(c->db_dir, err, sizeof(err))) == NULL) {
+		log_err("trust database: %s", err);
+		return 1;
+	}
+	if (rcpt_load_maps(c, d->db, clock_now(), err, sizeof(err)) != 0) {
 		log_err("%s", err);
 		goto out;
 	}
-	if ((srv->dnsbl = dnsbl_new(srv->base, srv->dns, &srv->conf)) ==
-	    NULL) {
+	if ((d->limits = limits_new()) == NULL ||
+	    (base = make_base()) == NULL ||
+	    (d->srv = server_new(base)) == NULL) {
 		log_err("out of memory");
 		goto out;
 	}
-	if ((srv->spf = spf_new(srv->base, &srv->conf, dns_try_ms(srv->conf),
-	    err, sizeof(err))) == NULL &&
-	    err[0] != '\0') {
-		log_err("%s", err);
+	if (start_checks(dm, base) != 0)
 		goto out;
-	}
-	sg.hup = evsignal_new(srv->base, SIGHUP, reload_cb, &sg);
-	sg.term = evsignal_new(srv->base, SIGTERM, term_cb, &sg);
-	sg.intr = evsignal_new(srv->base, SIGINT, term_cb, &sg);
-	if (sg.hup == NULL || sg.term == NULL || sg.intr == NULL ||
-	    evsignal_add(sg.hup, NULL) != 0 || evsignal_add(sg.term, NULL) != 0 ||
-	    evsignal_add(sg.intr, NULL) != 0 || listener_start(srv) != 0) {
+	if (add_signals(dm, base) != 0 ||
+	    server_every(d->srv, c->db_expire_interval, expire_cb, d->db) != 0 ||
+	    server_every(d->srv, c->db_checkpoint_interval, checkpoint_cb,
+	    d->db) != 0 || listener_start(dm->listener, d) != 0) {
 		log_err("cannot start the event loop");
 		goto out;
 	}
 	log_info("ready: listening on %d address%s, backend %s (%s), db %s",
-	    srv->conf->nlisten, srv->conf->nlisten == 1 ? "" : "es",
-	    srv->conf->backend.text,
-	    conf_backend_proxy_name(srv->conf->backend_proxy),
-	    srv->conf->db_dir);
-	event_base_dispatch(srv->base);
+	    c->nlisten, c->nlisten == 1 ? "" : "es", c->backend.text,
+	    conf_backend_proxy_name(c->backend_proxy), c->db_dir);
+	event_base_dispatch(base);
 	log_info("stopped");
 	rc = 0;
 out:
-	listener_free(srv);
-	/* Sessions are gone: no check waits; the workers stop before the
-	 * resolver they use goes, and dns_free completes its queries. */
-	if (srv->spf != NULL)
-		spf_free(srv->spf);
-	dns_free(srv->dns);
-	dnsbl_free(srv->dnsbl);
-	if (sg.hup != NULL)
-		event_free(sg.hup);
-	if (sg.term != NULL)
-		event_free(sg.term);
-	if (sg.intr != NULL)
-		event_free(sg.intr);
-	if (srv->base != NULL)
-		event_base_free(srv->base);
-	trustdb_close(srv->db);
-	limits_free(srv->limits);
+	listener_free(dm->listener);
+	/* Connections go first; then no check waits: the SPF workers stop
+	 * before the resolver they use goes, and dns_free completes its
+	 * queries. */
+	server_free(d->srv);
+	callout_free(d->callout);
+	if (d->spf != NULL)
+		spf_free(d->spf);
+	dns_free(dm->dns);
+	dnsbl_free(d->dnsbl);
+	if (dm->hup != NULL)
+		event_free(dm->hup);
+	if (dm->term != NULL)
+		event_free(dm->term);
+	if (dm->intr != NULL)
+		event_free(dm->intr);
+	if (base != NULL)
+		event_base_free(base);
+	trustdb_close(d->db);
+	limits_free(d->limits);
 	return rc;
 }
 
@@ -337,7 +391,8 @@ int
 main(int argc, char **argv)
 {
 	struct options opt;
-	struct server srv;
+	struct daemon dm;
+	struct greyd_conf *c;
 	struct pidfh *pfh = NULL;
 	const struct passwd *pw;
 	char err[CONF_ERRLEN];
@@ -345,55 +400,49 @@ main(int argc, char **argv)
 	int rc;
 
 	memset(&opt, 0, sizeof(opt));
-	memset(&srv, 0, sizeof(srv));
-	TAILQ_INIT(&srv.sessions);
-	TAILQ_INIT(&srv.splices);
-	TAILQ_INIT(&srv.tarpits);
+	memset(&dm, 0, sizeof(dm));
+	dm.opt = &opt;
 	parse_args(argc, argv, &opt);
-	if ((srv.conf = calloc(1, sizeof(*srv.conf))) == NULL)
-		return 1;
-	if (conf_load(srv.conf, opt.config, opt.overrides, err,
-	    sizeof(err)) != 0) {
+	if ((c = conf_new(opt.config, opt.overrides, err, sizeof(err))) ==
+	    NULL) {
 		fprintf(stderr, "greyd: %s\n", err);
-		free(srv.conf);
 		return 1;
 	}
-	if (opt.check_only && rcpt_check_maps(srv.conf, err,
-	    sizeof(err)) != 0) {
+	if (opt.check_only && rcpt_check_maps(c, err, sizeof(err)) != 0) {
 		fprintf(stderr, "greyd: %s\n", err);
-		conf_free(srv.conf);
-		free(srv.conf);
+		conf_release(c);
 		return 1;
 	}
 	if (opt.print)
-		conf_print(srv.conf, stdout);
+		conf_print(c, stdout);
 	if (opt.check_only || opt.print) {
 		if (opt.check_only)
 			fprintf(stderr, "greyd: %s: configuration ok\n",
 			    opt.config != NULL ? opt.config : "defaults");
-		conf_free(srv.conf);
-		free(srv.conf);
+		conf_release(c);
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 	log_init("greyd", opt.foreground);
-	pw = lookup_user(srv.conf);
-	if (listener_bind(&srv, err, sizeof(err)) != 0) {
-		fprintf(stderr, "greyd: %s\n", err);
+	pw = lookup_user(c);
+	if ((dm.listener = listener_new()) == NULL ||
+	    listener_bind(dm.listener, c, err, sizeof(err)) != 0) {
+		fprintf(stderr, "greyd: %s\n", dm.listener == NULL ?
+		    "out of memory" : err);
 		return 1;
 	}
-	if (srv.conf->pid_file[0] != '\0' &&
-	    (pfh = pidfile_open(srv.conf->pid_file, 0644, &other)) == NULL) {
+	if (c->pid_file[0] != '\0' &&
+	    (pfh = pidfile_open(c->pid_file, 0644, &other)) == NULL) {
 		if (errno == EEXIST)
 			fprintf(stderr, "greyd: already running, pid %ld\n",
 			    (long)other);
 		else
 			fprintf(stderr, "greyd: pid_file %s: %s\n",
-			    srv.conf->pid_file, strerror(errno));
+			    c->pid_file, strerror(errno));
 		return 1;
 	}
-	if (prepare_db_dir(srv.conf, pw) != 0 || drop_privileges(pw) != 0)
+	if (prepare_db_dir(c, pw) != 0 || drop_privileges(pw) != 0)
 		return 1;
 	if (!opt.foreground && daemon(0, 0) != 0) {
 		fprintf(stderr, "greyd: daemon: %s\n", strerror(errno));
@@ -401,10 +450,10 @@ main(int argc, char **argv)
 	}
 	if (pfh != NULL)
 		pidfile_write(pfh);
-	rc = run(&srv, &opt);
+	conf_install(c);
+	rc = run(&dm);
 	if (pfh != NULL)
 		pidfile_remove(pfh);
-	conf_free(srv.conf);
-	free(srv.conf);
+	conf_install(NULL);
 	return rc;
 }

@@ -12,12 +12,9 @@
  *      a second column (Postfix's "key value" tables) is ignored; '#'
  *      starts a comment.  Every listed domain, and relay_domains, are "our
  *      domains".  Keys are lowercased (lookups are case-insensitive).
- *   2. recipient_verify = backend: a callout to the backend MTA (MAIL
- *      FROM:<>, RCPT TO:<addr>, RSET over one reused connection, queries
- *      answered in order) whose answer is cached in the rcpt table:
- *      positive for rcpt_positive_expiry, negative (5xx) for
- *      rcpt_negative_expiry.  A backend that is down, slow or answers 4xx
- *      gives RCPT_TEMPFAIL (the client gets 450 4.1.1), never a guessed 550.
+ *   2. recipient_verify = backend: a callout to the backend MTA
+ *      (callout.h) whose answer is cached in the rcpt table; rcpt_lookup
+ *      reads that cache and says when a callout is needed.
  *
  * Spamtraps: spamtrap_maps files (one address per line) are compiled into
  * the spamtrap table the same way; greydb adds and deletes single ones.
@@ -32,15 +29,16 @@
 #include "conf.h"
 #include "trustdb.h"
 
-struct server;
-struct rcpt_query;
+#define RCPT_KEY_LEN	255	/* a recipient key, NUL included (RFC 5321
+				 * path minus its brackets, plus the NUL) */
+
 
 enum rcpt_verdict {
 	RCPT_VALID,	/* listed, or the backend accepted it */
 	RCPT_UNKNOWN,	/* our domain (or the backend said 5xx): 550 5.1.1 */
 	RCPT_UNCHECKED,	/* not ours and no callout: greylisting decides */
 	RCPT_TEMPFAIL,	/* callout failed: 450 4.1.1 */
-	RCPT_CALLOUT,	/* rcpt_lookup only: ask the backend (rcpt_callout) */
+	RCPT_CALLOUT,	/* rcpt_lookup only: ask the backend (callout.h) */
 };
 
 /*
@@ -74,21 +72,6 @@ bool rcpt_is_spamtrap(struct trustdb *db, const char *rcpt);
  */
 enum rcpt_verdict rcpt_lookup(const struct greyd_conf *c, struct trustdb *db,
     const char *rcpt, int64_t now, const char **why);
-
-/*
- * Ask the backend about rcpt (after rcpt_lookup said RCPT_CALLOUT); fn is
- * called once from the event loop with RCPT_VALID, RCPT_UNKNOWN or
- * RCPT_TEMPFAIL, and the answer is cached.  Returns NULL (fn never called)
- * if the query cannot even be queued: treat that as RCPT_TEMPFAIL.
- */
-typedef void (*rcpt_done_fn)(void *arg, enum rcpt_verdict v,
-    const char *why);
-struct rcpt_query *rcpt_callout(struct server *srv, const char *rcpt,
-    rcpt_done_fn fn, void *arg);
-/* The asker went away: fn will not be called. */
-void rcpt_cancel(struct rcpt_query *q);
-/* Close the callout connection and drop every query (shutdown). */
-void rcpt_callout_free(struct server *srv);
 
 const char *rcpt_verdict_name(enum rcpt_verdict v);
 

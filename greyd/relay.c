@@ -31,11 +31,11 @@
 #include <event2/event.h>
 
 #include "greyd_limits.h"
-#include "listener.h"
 #include "log.h"
 #include "netaddr.h"
 #include "proxy.h"
 #include "relay.h"
+#include "server.h"
 #include "smtp.h"
 
 #define RELAY_HIGH_WATER	(256 * 1024)
@@ -47,8 +47,11 @@ enum relay_state {
 };
 
 struct relay {
-	TAILQ_ENTRY(relay) entry;	/* srv->splices (fast path only) */
-	struct server *srv;
+	struct conn conn;		/* fast path: in the server's registry */
+	struct server *srv;		/* fast path only */
+	struct limits *limits;		/* fast path only: limits_disconnect */
+	struct event_base *base;
+	const struct greyd_conf *conf;	/* held while the relay lives */
 	struct bufferevent *be;		/* backend */
 	struct bufferevent *cl;		/* client (fast path only) */
 	enum relay_state state;
@@ -85,6 +88,7 @@ relay_destroy(struct relay *r)
 		bufferevent_free(r->be);
 	if (r->cl != NULL)
 		bufferevent_free(r->cl);
+	conf_release(r->conf);
 	free(r);
 }
 
@@ -105,16 +109,28 @@ relay_report(struct relay *r, int code, const char *reply, size_t len)
 static void
 splice_finish(struct relay *r)
 {
-	struct server *srv = r->srv;
 	struct netaddr a;
 
-	TAILQ_REMOVE(&srv->splices, r, entry);
-	srv->nsplices--;
 	if (netaddr_from_sockaddr(&a, (struct sockaddr *)&r->client) == 0)
-		limits_disconnect(srv->limits, &a);
+		limits_disconnect(r->limits, &a);
+	server_remove(r->srv, &r->conn);
 	relay_destroy(r);
-	listener_splice_done(srv, NULL);
 }
+
+/* Drain timeout or teardown: a fast-path connection just closes. */
+static void
+splice_end(void *arg)
+{
+	splice_finish(arg);
+}
+
+static const struct conn_ops splice_ops = {
+	.name = "splice",
+	.counted = true,
+	.close_at_drain = false,
+	.shutdown = splice_end,
+	.free = splice_end,
+};
 
 /* The client of a fast path whose backend failed before the splice began
  * hears nothing yet: tell it to come back (its socket buffer is empty). */
@@ -135,7 +151,7 @@ relay_fail(struct relay *r, const char *why)
 	if (r->state == R_FAILED)
 		return;
 	log_info("BACKEND [%s] %s: %s", r->addrstr,
-	    r->srv->conf->backend.text, why);
+	    r->conf->backend.text, why);
 	r->state = R_FAILED;
 	bufferevent_disable(r->be, EV_READ | EV_WRITE);
 	if (r->splice) {
@@ -154,7 +170,7 @@ relay_send(struct relay *r, const char *line, enum relay_state next)
 	evbuffer_add(out, line, strlen(line));
 	evbuffer_add(out, "\r\n", 2);
 	r->state = next;
-	set_reply_timeout(r, r->srv->conf->backend_timeout);
+	set_reply_timeout(r, r->conf->backend_timeout);
 }
 
 static void
@@ -166,7 +182,7 @@ send_identity(struct relay *r)
 	uint8_t buf[PROXY_V1_MAX + PROXY_V2_MAX];
 	size_t n = 0;
 
-	switch (r->srv->conf->backend_proxy) {
+	switch (r->conf->backend_proxy) {
 	case BACKEND_PROXY_HAPROXY:
 		n = proxy_v1_encode((char *)buf, sizeof(buf), c, l);
 		break;
@@ -218,9 +234,9 @@ relay_handle_reply(struct relay *r, int code, const char *reply, size_t len)
 	case R_BANNER:
 		if (code != 220)
 			break;
-		if (r->srv->conf->backend_proxy == BACKEND_PROXY_XCLIENT) {
+		if (r->conf->backend_proxy == BACKEND_PROXY_XCLIENT) {
 			snprintf(line, sizeof(line), "EHLO %s",
-			    r->srv->conf->hostname);
+			    r->conf->hostname);
 			relay_send(r, line, R_XCLIENT_EHLO);
 		} else
 			send_helo(r);
@@ -250,7 +266,7 @@ relay_handle_reply(struct relay *r, int code, const char *reply, size_t len)
 	}
 	/* Handshake refused: report the backend's own reply, then fail. */
 	log_info("BACKEND [%s] %s: handshake refused: %.*s", r->addrstr,
-	    r->srv->conf->backend.text, (int)(len > 2 ? len - 2 : len), reply);
+	    r->conf->backend.text, (int)(len > 2 ? len - 2 : len), reply);
 	if (r->splice) {
 		relay_fail(r, "handshake refused");
 		return false;
@@ -319,13 +335,13 @@ relay_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		send_identity(r);
 		if (r->splice &&
-		    r->srv->conf->backend_proxy != BACKEND_PROXY_XCLIENT) {
+		    r->conf->backend_proxy != BACKEND_PROXY_XCLIENT) {
 			/* The backend's banner goes straight to the client. */
 			splice_start(r);
 			return;
 		}
 		r->state = R_BANNER;
-		set_reply_timeout(r, r->srv->conf->backend_timeout);
+		set_reply_timeout(r, r->conf->backend_timeout);
 		bufferevent_enable(r->be, EV_READ);
 		return;
 	}
@@ -340,25 +356,26 @@ relay_event_cb(struct bufferevent *bev, short what, void *arg)
 }
 
 static struct relay *
-relay_new(struct server *srv, const struct sockaddr *client,
-    const struct sockaddr *local)
+relay_new(struct event_base *base, const struct greyd_conf *c,
+    const struct sockaddr *client, const struct sockaddr *local)
 {
 	struct relay *r;
 	struct netaddr a;
-	struct timeval tv = { srv->conf->backend_connect_timeout, 0 };
+	struct timeval tv = { c->backend_connect_timeout, 0 };
 
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return NULL;
-	r->srv = srv;
+	r->base = base;
+	r->conf = conf_hold(c);
 	memcpy(&r->client, client, client->sa_family == AF_INET6 ?
 	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
 	memcpy(&r->local, local, local->sa_family == AF_INET6 ?
 	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
 	if (netaddr_from_sockaddr(&a, client) == 0)
 		netaddr_format(&a, r->addrstr, sizeof(r->addrstr));
-	r->be = bufferevent_socket_new(srv->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	r->be = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (r->be == NULL) {
-		free(r);
+		relay_destroy(r);
 		return NULL;
 	}
 	bufferevent_setcb(r->be, relay_read_cb, relay_write_cb, relay_event_cb, r);
@@ -371,7 +388,7 @@ relay_new(struct server *srv, const struct sockaddr *client,
 static int
 relay_connect(struct relay *r)
 {
-	const struct conf_sockaddr *b = &r->srv->conf->backend;
+	const struct conf_sockaddr *b = &r->conf->backend;
 
 	if (bufferevent_socket_connect(r->be, (const struct sockaddr *)&b->ss,
 	    (int)b->len) != 0)
@@ -380,11 +397,11 @@ relay_connect(struct relay *r)
 }
 
 struct relay *
-relay_open(struct server *srv, const struct sockaddr *client,
-    const struct sockaddr *local, const char *helo, bool esmtp,
-    relay_reply_fn fn, void *arg)
+relay_open(struct event_base *base, const struct greyd_conf *c,
+    const struct sockaddr *client, const struct sockaddr *local,
+    const char *helo, bool esmtp, relay_reply_fn fn, void *arg)
 {
-	struct relay *r = relay_new(srv, client, local);
+	struct relay *r = relay_new(base, c, client, local);
 
 	if (r == NULL)
 		return NULL;
@@ -395,7 +412,7 @@ relay_open(struct server *srv, const struct sockaddr *client,
 	    "[UNAVAILABLE]");
 	if (relay_connect(r) != 0) {
 		log_info("BACKEND [%s] %s: cannot connect", r->addrstr,
-		    srv->conf->backend.text);
+		    c->backend.text);
 		relay_destroy(r);
 		return NULL;
 	}
@@ -522,8 +539,8 @@ splice_event_cb(struct bufferevent *bev, short what, void *arg)
 static void
 splice_start(struct relay *r)
 {
-	struct timeval tv = { r->srv->conf->smtp_idle_timeout +
-	    r->srv->conf->backend_timeout, 0 };
+	struct timeval tv = { r->conf->smtp_idle_timeout +
+	    r->conf->backend_timeout, 0 };
 
 	r->state = R_SPLICE;
 	bufferevent_setcb(r->be, splice_read_cb, splice_write_cb,
@@ -544,17 +561,18 @@ splice_start(struct relay *r)
 }
 
 struct relay *
-relay_splice(struct server *srv, evutil_socket_t fd,
+relay_splice(struct server *srv, struct limits *limits,
+    const struct greyd_conf *c, evutil_socket_t fd,
     const struct sockaddr *client, const struct sockaddr *local)
 {
-	struct relay *r = relay_new(srv, client, local);
+	struct relay *r = relay_new(server_base(srv), c, client, local);
 
 	if (r == NULL) {
 		evutil_closesocket(fd);
 		return NULL;
 	}
 	r->splice = true;
-	r->cl = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	r->cl = bufferevent_socket_new(r->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (r->cl == NULL) {
 		evutil_closesocket(fd);
 		relay_destroy(r);
@@ -565,20 +583,12 @@ relay_splice(struct server *srv, evutil_socket_t fd,
 	    r);
 	if (relay_connect(r) != 0) {
 		log_info("BACKEND [%s] %s: cannot connect", r->addrstr,
-		    srv->conf->backend.text);
+		    c->backend.text);
 		relay_destroy(r);
 		return NULL;
 	}
-	TAILQ_INSERT_TAIL(&srv->splices, r, entry);
-	srv->nsplices++;
+	r->srv = srv;
+	r->limits = limits;
+	server_add(srv, &r->conn, &splice_ops, r);
 	return r;
-}
-
-void
-relay_splice_close_all(struct server *srv)
-{
-	struct relay *r;
-
-	while ((r = TAILQ_FIRST(&srv->splices)) != NULL)
-		splice_finish(r);
 }

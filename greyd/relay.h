@@ -25,6 +25,8 @@
 
 #include "conf.h"
 
+struct event_base;
+struct limits;
 struct relay;
 struct server;
 
@@ -34,12 +36,13 @@ typedef void (*relay_reply_fn)(void *arg, int code, const char *reply,
     size_t len);
 
 /*
- * Open a relay for an SMTP session.  fn is first called with the reply to
+ * Open a relay for an SMTP session (or the callout) on base, to c's
+ * backend (c is held while the relay lives).  fn is first called with the reply to
  * the replayed HELO/EHLO (250: ready), then with each command's reply.
  */
-struct relay *relay_open(struct server *srv, const struct sockaddr *client,
-    const struct sockaddr *local, const char *helo, bool esmtp,
-    relay_reply_fn fn, void *arg);
+struct relay *relay_open(struct event_base *base, const struct greyd_conf *c,
+    const struct sockaddr *client, const struct sockaddr *local,
+    const char *helo, bool esmtp, relay_reply_fn fn, void *arg);
 /* Send one command line (no CRLF in line); fn gets the reply. */
 void relay_command(struct relay *r, const char *line);
 /* Queue message text (already CRLF lines, dot-stuffed as received). */
@@ -52,13 +55,14 @@ void relay_on_drain(struct relay *r, void (*fn)(void *), void *arg);
 void relay_free(struct relay *r, bool quit);
 
 /*
- * Fast path: take over the client socket fd.  The backend's banner reaches
- * the client directly.  listener_splice_done() is called when both sides are
- * closed.  Returns NULL (fd closed) on immediate failure.
+ * Fast path: take over the client socket fd, counted by limits_connect
+ * (limits_disconnect is called when both sides are closed), and register
+ * it with srv (kind "splice": closed at the drain timeout).  The backend's
+ * banner reaches the client directly.  Returns NULL (fd closed) on
+ * immediate failure.
  */
-struct relay *relay_splice(struct server *srv, evutil_socket_t fd,
+struct relay *relay_splice(struct server *srv, struct limits *limits,
+    const struct greyd_conf *c, evutil_socket_t fd,
     const struct sockaddr *client, const struct sockaddr *local);
-/* Close every fast-path connection at once (drain timeout, teardown). */
-void relay_splice_close_all(struct server *srv);
 
 #endif

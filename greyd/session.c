@@ -53,9 +53,10 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "callout.h"
+#include "clock.h"
 #include "greyd_limits.h"
 #include "greylist.h"
-#include "listener.h"
 #include "log.h"
 #include "netaddr.h"
 #include "dnsbl.h"
@@ -84,8 +85,9 @@ enum session_await {
 };
 
 struct session {
-	TAILQ_ENTRY(session) entry;
-	struct server *srv;
+	struct conn conn;		/* in the server's registry */
+	const struct session_deps *d;
+	const struct greyd_conf *conf;	/* held for the session's life */
 	struct bufferevent *bev;
 	struct relay *relay;
 	struct sockaddr_storage peer, local;
@@ -106,7 +108,7 @@ struct session {
 	int errors;
 	unsigned unknown_rcpts;	/* 550 5.1.1 answers in this session */
 	unsigned messages;	/* transactions (MAIL) in this session */
-	struct rcpt_query *callout;
+	struct callout_query *callout;
 	struct dnsbl_lookup *bl_client;	/* dnsbl_sites, from the connect */
 	struct dnsbl_lookup *bl_sender;	/* rhsbl_sender_sites, from MAIL */
 	bool bl_client_seen;	/* its verdict is taken (and logged) */
@@ -152,18 +154,6 @@ static void session_process(struct session *s);
 static void session_free(struct session *s);
 static void session_backend_next(struct session *s);
 
-static int64_t
-now_sec(void)
-{
-	return (int64_t)time(NULL);
-}
-
-static const struct greyd_conf *
-conf_of(const struct session *s)
-{
-	return s->srv->conf;
-}
-
 /* ---- replies and closing ---- */
 
 static void
@@ -185,7 +175,7 @@ session_reply(struct session *s, const char *fmt, ...)
 static void
 session_set_idle_timer(struct session *s, bool on)
 {
-	struct timeval tv = { conf_of(s)->smtp_idle_timeout, 0 };
+	struct timeval tv = { s->conf->smtp_idle_timeout, 0 };
 
 	bufferevent_set_timeouts(s->bev, on ? &tv : NULL, &tv);
 }
@@ -198,7 +188,7 @@ session_close(struct session *s)
 
 	s->state = SS_CLOSING;
 	if (s->callout != NULL) {
-		rcpt_cancel(s->callout);
+		callout_cancel(s->callout);
 		s->callout = NULL;
 	}
 	if (s->spf != NULL) {
@@ -222,12 +212,12 @@ static void
 session_error(struct session *s, const char *reply)
 {
 	session_reply(s, "%s", reply);
-	if (++s->errors < conf_of(s)->smtp_error_limit)
+	if (++s->errors < s->conf->smtp_error_limit)
 		return;
 	log_info("REJECT [%s]:%u too many errors (%d)", s->addrstr, s->port,
 	    s->errors);
 	session_reply(s, "421 4.7.0 %s Error: too many errors",
-	    conf_of(s)->hostname);
+	    s->conf->hostname);
 	session_close(s);
 }
 
@@ -282,14 +272,14 @@ session_flush_counters(struct session *s)
 		.rejected = s->count.rejected,
 		.trapped = s->count.trapped,
 	};
-	int64_t now = now_sec();
+	int64_t now = clock_now();
 
 	memcpy(add.rejected_by, s->count.rejected_by, sizeof(add.rejected_by));
 	/* Passed the before-220 test and made no protocol error since. */
 	if (s->greet_tested && !s->greet_failed)
-		add.greet_pass_until = now + conf_of(s)->greet_pass_expiry;
-	if (s->srv->db != NULL)
-		(void)trustdb_add_client(s->srv->db, s->addrstr, now, &add);
+		add.greet_pass_until = now + s->conf->greet_pass_expiry;
+	if (s->d->db != NULL)
+		(void)trustdb_add_client(s->d->db, s->addrstr, now, &add);
 }
 
 /* Trap the client's address for trap_expiry; nothing of this session
@@ -297,14 +287,14 @@ session_flush_counters(struct session *s)
 static void
 session_trap_client(struct session *s, enum trap_reason why)
 {
-	int64_t now = now_sec();
+	int64_t now = clock_now();
 	struct trap_rec t = {
 		.trapped_at = now,
-		.expire = now + conf_of(s)->trap_expiry,
+		.expire = now + s->conf->trap_expiry,
 		.reason = (uint8_t)why,
 	};
 
-	(void)trustdb_put_trap(s->srv->db, s->addrstr, &t);
+	(void)trustdb_put_trap(s->d->db, s->addrstr, &t);
 	s->count.trapped++;
 	s->trapped = true;
 	s->white = false;
@@ -330,10 +320,10 @@ session_tarpit(struct session *s, const char *reply, const char *why,
 	struct timeval now = { 0, 0 };
 	evutil_socket_t fd;
 
-	if (!tarpit_room(s->srv) ||
+	if (!tarpit_room(s->d->srv, s->conf) ||
 	    (fd = dup(bufferevent_getfd(s->bev))) < 0)
 		return false;
-	if (tarpit_start(s->srv, fd, s->addrstr, s->port, banner, reply,
+	if (tarpit_start(s->d->srv, s->conf, fd, s->addrstr, s->port, banner, reply,
 	    why) != 0) {
 		close(fd);
 		return false;
@@ -342,7 +332,7 @@ session_tarpit(struct session *s, const char *reply, const char *why,
 	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
 	evbuffer_drain(bufferevent_get_output(s->bev),
 	    evbuffer_get_length(bufferevent_get_output(s->bev)));
-	if (event_base_once(s->srv->base, -1, EV_TIMEOUT, session_free_cb, s,
+	if (event_base_once(server_base(s->d->srv), -1, EV_TIMEOUT, session_free_cb, s,
 	    &now) != 0)
 		log_warn("session [%s]:%u: cannot schedule its end", s->addrstr,
 		    s->port);
@@ -389,16 +379,16 @@ session_white_delivered(struct session *s)
 {
 	char key[NETADDR_STRLEN];
 	struct white_rec w;
-	int64_t now = now_sec();
+	int64_t now = clock_now();
 
-	if (trustdb_find_white(s->srv->db, &s->addr, now,
-	    (uint32_t)conf_of(s)->auto_whitelist_after, key, sizeof(key),
+	if (trustdb_find_white(s->d->db, &s->addr, now,
+	    (uint32_t)s->conf->auto_whitelist_after, key, sizeof(key),
 	    &w) != 0)
 		return;
-	greylist_white_refresh(conf_of(s), &w, now);
+	greylist_white_refresh(s->conf, &w, now);
 	if (w.messages < UINT32_MAX)
 		w.messages++;
-	(void)trustdb_put_white(s->srv->db, key, &w);
+	(void)trustdb_put_white(s->d->db, key, &w);
 }
 
 /* ---- RCPT: the greylist decision ---- */
@@ -408,21 +398,21 @@ enum grey_outcome { GREY_FORWARD, GREY_ANSWERED };
 static enum grey_outcome
 session_greylist(struct session *s, const char *rcpt)
 {
-	const struct greyd_conf *c = conf_of(s);
+	const struct greyd_conf *c = s->conf;
 	char ckey[NETADDR_STRLEN], tkey[TRUSTDB_KEY_MAX];
 	struct grey_rec old, upd;
 	struct white_rec w;
 	enum greylist_verdict v;
 	size_t klen;
 	int rc, wait;
-	int64_t now = now_sec();
+	int64_t now = clock_now();
 	/* SPF pass: the triplet names the domain, not the address */
 	const char *tclient = s->spf_key != NULL ? s->spf_key : ckey;
 
 	greylist_client_key(c, &s->addr, ckey, sizeof(ckey));
 	klen = greylist_triplet_key(tkey, sizeof(tkey), tclient, s->sender,
 	    rcpt);
-	rc = klen == 0 ? -1 : trustdb_get_grey(s->srv->db, tkey, klen, &old);
+	rc = klen == 0 ? -1 : trustdb_get_grey(s->d->db, tkey, klen, &old);
 	if (rc < 0) {
 		log_warn("TEMPFAIL [%s]:%u from=<%s> to=<%s> trust database error",
 		    s->addrstr, s->port, s->sender, rcpt);
@@ -432,7 +422,7 @@ session_greylist(struct session *s, const char *rcpt)
 	v = greylist_decide_min(c, rc == 0 ? &old : NULL, now,
 	    s->bl_greylist ? c->dnsbl_greylist_delay : 0, &upd, &wait);
 	if (v != GREYLIST_PASS) {
-		(void)trustdb_put_grey(s->srv->db, tkey, klen, &upd);
+		(void)trustdb_put_grey(s->d->db, tkey, klen, &upd);
 		s->count.greylisted++;
 		log_info("GREY [%s]:%u from=<%s> to=<%s> delay=%d attempts=%u"
 		    "%s%s", s->addrstr, s->port, s->sender, rcpt, wait,
@@ -444,11 +434,11 @@ session_greylist(struct session *s, const char *rcpt)
 	}
 	/* Whitelist the client key first, then forget the triplet: a crash in
 	 * between leaves a harmless grey record, never a lost pass. */
-	greylist_white_pass(c, trustdb_get_white(s->srv->db, ckey, &w) == 0 ?
+	greylist_white_pass(c, trustdb_get_white(s->d->db, ckey, &w) == 0 ?
 	    &w : NULL, now, &w);
-	(void)trustdb_put_white(s->srv->db, ckey, &w);
+	(void)trustdb_put_white(s->d->db, ckey, &w);
 	if (rc == 0)
-		(void)trustdb_del_grey(s->srv->db, tkey, klen);
+		(void)trustdb_del_grey(s->d->db, tkey, klen);
 	s->white = true;
 	s->count.passed++;
 	log_info("PASS [%s]:%u from=<%s> to=<%s> waited=%lld white=%s "
@@ -477,7 +467,7 @@ session_reject_trapped(struct session *s)
 static void
 session_spamtrap(struct session *s)
 {
-	const struct greyd_conf *c = conf_of(s);
+	const struct greyd_conf *c = s->conf;
 	char reply[TARPIT_REPLY_MAX];
 
 	log_info("TRAP [%s]:%u from=<%s> to=<%s> spamtrap expiry=%d action=%s",
@@ -497,7 +487,7 @@ session_spamtrap(struct session *s)
 static void
 session_rcpt_checked(struct session *s, enum rcpt_verdict v, const char *why)
 {
-	const struct greyd_conf *c = conf_of(s);
+	const struct greyd_conf *c = s->conf;
 
 	if (v == RCPT_UNKNOWN) {
 		s->unknown_rcpts++;
@@ -555,14 +545,14 @@ session_rcpt_verify(struct session *s)
 	const char *why = "";
 	enum rcpt_verdict v;
 
-	v = rcpt_lookup(conf_of(s), s->srv->db, s->rcpt, now_sec(), &why);
+	v = rcpt_lookup(s->conf, s->d->db, s->rcpt, clock_now(), &why);
 	if (v != RCPT_CALLOUT) {
 		session_rcpt_checked(s, v, why);
 		return;
 	}
 	session_suspend(s);
 	s->await = AW_CALLOUT;
-	s->callout = rcpt_callout(s->srv, s->rcpt, session_callout_done, s);
+	s->callout = callout_query(s->d->callout, s->rcpt, session_callout_done, s);
 	if (s->callout != NULL)
 		return;
 	s->await = AW_NONE;
@@ -591,7 +581,7 @@ static bool
 session_dnsbl_listed(struct session *s, const struct dnsbl_result *r,
     bool sender)
 {
-	const struct greyd_conf *c = conf_of(s);
+	const struct greyd_conf *c = s->conf;
 	char reply[SMTP_LINE_MAX - 1];	/* a reply line: 510 + NUL */
 	int n;
 
@@ -620,7 +610,7 @@ static bool
 session_dnsbl_verdict(struct session *s, struct dnsbl_lookup *l, bool sender,
     bool *seen)
 {
-	const struct greyd_conf *c = conf_of(s);
+	const struct greyd_conf *c = s->conf;
 	struct dnsbl_result r;
 	bool listed, trusted;
 
@@ -677,7 +667,7 @@ session_rcpt_dnsbl(struct session *s)
 static void
 session_rcpt(struct session *s, const struct smtp_command *cmd)
 {
-	const struct greyd_conf *c = conf_of(s);
+	const struct greyd_conf *c = s->conf;
 
 	if (!s->mail_seen) {
 		session_error(s, "503 5.5.1 Error: need MAIL command");
@@ -705,7 +695,7 @@ session_rcpt(struct session *s, const struct smtp_command *cmd)
 		    "try again later", cmd->addr);
 		return;
 	}
-	if (rcpt_is_spamtrap(s->srv->db, s->rcpt)) {
+	if (rcpt_is_spamtrap(s->d->db, s->rcpt)) {
 		session_spamtrap(s);
 		return;
 	}
@@ -739,7 +729,7 @@ session_spf_accept(struct session *s, const struct spf_answer *a,
 	    (s->spf_received = strdup(a->received)) == NULL)
 		log_warn("session [%s]:%u: out of memory for Received-SPF",
 		    s->addrstr, s->port);
-	if (spf_client_key(conf_of(s), a, act, key, sizeof(key)) &&
+	if (spf_client_key(s->conf, a, act, key, sizeof(key)) &&
 	    (s->spf_key = strdup(key)) == NULL)
 		log_warn("session [%s]:%u: out of memory for the SPF key",
 		    s->addrstr, s->port);
@@ -749,7 +739,7 @@ static void
 session_spf_done(const struct spf_answer *a, void *arg)
 {
 	struct session *s = arg;
-	enum conf_action act = spf_action(conf_of(s), a->result);
+	enum conf_action act = spf_action(s->conf, a->result);
 
 	s->spf = NULL;
 	s->await = AW_NONE;
@@ -808,7 +798,8 @@ session_backend_next(struct session *s)
 
 	session_suspend(s);
 	if (s->relay == NULL) {
-		s->relay = relay_open(s->srv, (struct sockaddr *)&s->peer,
+		s->relay = relay_open(server_base(s->d->srv), s->conf,
+		    (struct sockaddr *)&s->peer,
 		    (struct sockaddr *)&s->local, s->helo, s->esmtp,
 		    session_backend_reply, s);
 		if (s->relay == NULL) {
@@ -972,7 +963,7 @@ session_backend_reply(void *arg, int code, const char *reply, size_t len)
 static void
 session_ehlo(struct session *s, const struct smtp_command *cmd)
 {
-	const struct greyd_conf *c = conf_of(s);
+	const struct greyd_conf *c = s->conf;
 
 	if (!smtp_valid_helo(cmd->arg)) {
 		session_error(s, "501 5.5.4 Syntax: EHLO hostname");
@@ -1007,15 +998,15 @@ session_dnsbl_sender(struct session *s)
 	dnsbl_release(s->bl_sender);
 	s->bl_sender = NULL;
 	s->bl_sender_seen = false;
-	if (s->srv->dnsbl != NULL && at != NULL && at[1] != '\0')
-		s->bl_sender = dnsbl_sender(s->srv->dnsbl, at + 1,
-		    monotonic_ms());
+	if (s->d->dnsbl != NULL && at != NULL && at[1] != '\0')
+		s->bl_sender = dnsbl_sender(s->d->dnsbl, at + 1,
+		    clock_ms());
 }
 
 static void
 session_mail(struct session *s, const struct smtp_command *cmd)
 {
-	long long limit = conf_of(s)->message_size_limit;
+	long long limit = s->conf->message_size_limit;
 
 	if (!s->helo_seen) {
 		session_error(s, "503 5.5.1 Error: send HELO/EHLO first");
@@ -1030,7 +1021,7 @@ session_mail(struct session *s, const struct smtp_command *cmd)
 		return;
 	}
 	if (s->messages >= (unsigned)limits_scaled(
-	    conf_of(s)->session_message_limit, s->mult)) {
+	    s->conf->session_message_limit, s->mult)) {
 		log_info("LIMIT [%s]:%u messages per session (%u)", s->addrstr,
 		    s->port, s->messages);
 		session_count_reject(s, REJECT_LIMIT);
@@ -1045,7 +1036,7 @@ session_mail(struct session *s, const struct smtp_command *cmd)
 	snprintf(s->mail_params, sizeof(s->mail_params), "%s", cmd->params);
 	session_dnsbl_sender(s);
 	/* No SPF, or a client on this host (spf_check_loopback = no). */
-	if (s->srv->spf == NULL || (!conf_of(s)->spf_check_loopback &&
+	if (s->d->spf == NULL || (!s->conf->spf_check_loopback &&
 	    netaddr_is_loopback(&s->addr))) {
 		session_reply(s, "250 2.1.0 Ok");
 		return;
@@ -1053,7 +1044,7 @@ session_mail(struct session *s, const struct smtp_command *cmd)
 	/* The answer to MAIL waits for SPF; input stays buffered. */
 	session_suspend(s);
 	s->await = AW_SPF;
-	s->spf = spf_check(s->srv->spf, &s->addr, s->helo, s->sender,
+	s->spf = spf_check(s->d->spf, &s->addr, s->helo, s->sender,
 	    session_spf_done, s);
 }
 
@@ -1143,10 +1134,10 @@ session_command(struct session *s, const char *line, size_t len)
 		 * (the parser has refused control octets in them). */
 		log_info("PROTOCOL [%s]:%u non-SMTP command \"%.*s\" action=%s",
 		    s->addrstr, s->port, (int)(len < 20 ? len : 20), line,
-		    conf_action_name(conf_of(s)->protocol_error_action));
+		    conf_action_name(s->conf->protocol_error_action));
 		/* No SMTP client sends these: the session ends either way. */
 		if (session_caught(s, REJECT_PROTOCOL, TRAP_PROTOCOL,
-		    conf_of(s)->protocol_error_action, false))
+		    s->conf->protocol_error_action, false))
 			break;
 		session_count_reject(s, REJECT_PROTOCOL);
 		session_reply(s, "521 5.5.1 Protocol error");
@@ -1190,9 +1181,9 @@ session_command_input(struct session *s, const char *p, size_t n)
 		break;
 	case SMTP_LINE_BARE_LF:
 		log_info("PROTOCOL [%s]:%u bare newline action=%s", s->addrstr,
-		    s->port, conf_action_name(conf_of(s)->protocol_error_action));
+		    s->port, conf_action_name(s->conf->protocol_error_action));
 		if (!session_caught(s, REJECT_PROTOCOL, TRAP_PROTOCOL,
-		    conf_of(s)->protocol_error_action, false))
+		    s->conf->protocol_error_action, false))
 			session_error(s, "500 5.5.2 Error: bare <LF> received");
 		break;
 	case SMTP_LINE_BARE_CR:
@@ -1300,7 +1291,7 @@ session_forward(struct session *s, const char *p, size_t n)
 static size_t
 session_data_input(struct session *s, const char *p, size_t n)
 {
-	long long limit = conf_of(s)->message_size_limit;
+	long long limit = s->conf->message_size_limit;
 	size_t off = 0, run = 0, linelen, used;
 	enum smtp_line_status st;
 	const char *lf;
@@ -1353,10 +1344,10 @@ session_greet_due(struct session *s)
 {
 	struct client_rec r;
 
-	if (conf_of(s)->greet_wait <= 0 || s->trapped)
+	if (s->conf->greet_wait <= 0 || s->trapped)
 		return false;
-	return trustdb_get_client(s->srv->db, s->addrstr, &r) != 0 ||
-	    r.greet_pass_until <= now_sec();
+	return trustdb_get_client(s->d->db, s->addrstr, &r) != 0 ||
+	    r.greet_pass_until <= clock_now();
 }
 
 static void session_greet_cb(evutil_socket_t fd, short what, void *arg);
@@ -1365,17 +1356,17 @@ static void session_greet_cb(evutil_socket_t fd, short what, void *arg);
 static void
 session_greet_start(struct session *s)
 {
-	struct timeval tv = { conf_of(s)->greet_wait, 0 };
+	struct timeval tv = { s->conf->greet_wait, 0 };
 
-	s->greet_ev = evtimer_new(s->srv->base, session_greet_cb, s);
+	s->greet_ev = evtimer_new(server_base(s->d->srv), session_greet_cb, s);
 	if (s->greet_ev == NULL || evtimer_add(s->greet_ev, &tv) != 0) {
-		session_reply(s, "220 %s", conf_of(s)->smtp_banner);
+		session_reply(s, "220 %s", s->conf->smtp_banner);
 		return;
 	}
 	s->state = SS_GREET;
 	s->greet_tested = true;
 	bufferevent_disable(s->bev, EV_READ);
-	session_reply(s, "220-%s", conf_of(s)->smtp_banner);
+	session_reply(s, "220-%s", s->conf->smtp_banner);
 }
 
 /* greet_wait is over and the client kept quiet (or it was ignored). */
@@ -1383,7 +1374,7 @@ static void
 session_greet_done(struct session *s)
 {
 	s->state = SS_COMMAND;
-	session_reply(s, "220 %s", conf_of(s)->smtp_banner);
+	session_reply(s, "220 %s", s->conf->smtp_banner);
 	session_set_idle_timer(s, true);
 	session_process(s);
 }
@@ -1400,10 +1391,10 @@ session_pregreet(struct session *s, char *text, size_t n)
 			text[i] = '.';
 	text[n] = '\0';
 	log_info("PREGREET [%s]:%u in %d s of greet_wait \"%s\" action=%s",
-	    s->addrstr, s->port, conf_of(s)->greet_wait, text,
-	    conf_action_name(conf_of(s)->pregreet_action));
+	    s->addrstr, s->port, s->conf->greet_wait, text,
+	    conf_action_name(s->conf->pregreet_action));
 	return session_caught(s, REJECT_PREGREET, TRAP_PREGREET,
-	    conf_of(s)->pregreet_action, true);
+	    s->conf->pregreet_action, true);
 }
 
 static void
@@ -1427,7 +1418,7 @@ session_greet_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (n < 0)
 		log_info("PASS-GREET [%s]:%u after %d s", s->addrstr, s->port,
-		    conf_of(s)->greet_wait);
+		    s->conf->greet_wait);
 	session_greet_done(s);
 }
 
@@ -1509,10 +1500,10 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) &&
 	    s->state != SS_CLOSING) {
 		log_info("TIMEOUT [%s]:%u after %d s idle%s", s->addrstr,
-		    s->port, conf_of(s)->smtp_idle_timeout,
+		    s->port, s->conf->smtp_idle_timeout,
 		    s->state == SS_DATA ? " in DATA" : "");
 		session_reply(s, "421 4.4.2 %s Error: timeout exceeded",
-		    conf_of(s)->hostname);
+		    s->conf->hostname);
 		session_close(s);
 		return;
 	}
@@ -1525,8 +1516,35 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* ---- life cycle ---- */
 
+/* The drain timeout: the session's last word, then close. */
+static void
+session_shutdown(void *arg)
+{
+	struct session *s = arg;
+
+	if (s->state == SS_CLOSING)
+		return;
+	session_reply(s, "421 4.3.2 %s Service shutting down, closing "
+	    "transmission channel", s->conf->hostname);
+	session_close(s);
+}
+
+static void
+session_free_op(void *arg)
+{
+	session_free(arg);
+}
+
+static const struct conn_ops session_ops = {
+	.name = "session",
+	.counted = true,
+	.close_at_drain = false,
+	.shutdown = session_shutdown,
+	.free = session_free_op,
+};
+
 struct session *
-session_new(struct server *srv, evutil_socket_t fd,
+session_new(const struct session_deps *d, evutil_socket_t fd,
     const struct sockaddr *peer, const struct sockaddr *local, int flags)
 {
 	struct session *s;
@@ -1534,11 +1552,12 @@ session_new(struct server *srv, evutil_socket_t fd,
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		if (netaddr_from_sockaddr(&a, peer) == 0)
-			limits_disconnect(srv->limits, &a);
+			limits_disconnect(d->limits, &a);
 		evutil_closesocket(fd);
 		return NULL;
 	}
-	s->srv = srv;
+	s->d = d;
+	s->conf = conf_hold(conf_current());
 	s->mult = 1;
 	s->state = SS_COMMAND;
 	s->trapped = (flags & SESSION_TRAPPED) != 0;
@@ -1551,10 +1570,12 @@ session_new(struct server *srv, evutil_socket_t fd,
 	s->port = ntohs(peer->sa_family == AF_INET6 ?
 	    ((const struct sockaddr_in6 *)peer)->sin6_port :
 	    ((const struct sockaddr_in *)peer)->sin_port);
-	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->bev = bufferevent_socket_new(server_base(d->srv), fd,
+	    BEV_OPT_CLOSE_ON_FREE);
 	if (s->bev == NULL) {
-		limits_disconnect(srv->limits, &s->addr);
+		limits_disconnect(d->limits, &s->addr);
 		evutil_closesocket(fd);
+		conf_release(s->conf);
 		free(s);
 		return NULL;
 	}
@@ -1563,50 +1584,23 @@ session_new(struct server *srv, evutil_socket_t fd,
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_IN_HIGH);
 	session_set_idle_timer(s, true);
 	bufferevent_enable(s->bev, EV_READ);
-	TAILQ_INSERT_TAIL(&srv->sessions, s, entry);
-	srv->nsessions++;
+	server_add(d->srv, &s->conn, &session_ops, s);
 	/* Every list asked now; the answers are needed at the first RCPT. */
-	if (srv->dnsbl != NULL && !s->trapped)
-		s->bl_client = dnsbl_client(srv->dnsbl, &s->addr,
-		    monotonic_ms());
+	if (d->dnsbl != NULL && !s->trapped)
+		s->bl_client = dnsbl_client(d->dnsbl, &s->addr, clock_ms());
 	if (session_greet_due(s))
 		session_greet_start(s);
 	else
-		session_reply(s, "220 %s", srv->conf->smtp_banner);
+		session_reply(s, "220 %s", s->conf->smtp_banner);
 	return s;
-}
-
-void
-session_shutdown_all(struct server *srv)
-{
-	struct session *s;
-
-	TAILQ_FOREACH(s, &srv->sessions, entry) {
-		if (s->state == SS_CLOSING)
-			continue;
-		session_reply(s, "421 4.3.2 %s Service shutting down, closing "
-		    "transmission channel", conf_of(s)->hostname);
-		session_close(s);
-	}
-}
-
-void
-session_free_all(struct server *srv)
-{
-	struct session *s;
-
-	while ((s = TAILQ_FIRST(&srv->sessions)) != NULL)
-		session_free(s);
 }
 
 static void
 session_free(struct session *s)
 {
-	struct server *srv = s->srv;
-
 	session_flush_counters(s);
 	if (s->callout != NULL)
-		rcpt_cancel(s->callout);
+		callout_cancel(s->callout);
 	if (s->spf != NULL)
 		spf_cancel(s->spf);
 	session_reset_txn(s);
@@ -1614,12 +1608,11 @@ session_free(struct session *s)
 	dnsbl_release(s->bl_sender);
 	if (s->greet_ev != NULL)
 		event_free(s->greet_ev);
-	limits_disconnect(srv->limits, &s->addr);
+	limits_disconnect(s->d->limits, &s->addr);
 	if (s->relay != NULL)
 		relay_free(s->relay, false);
 	bufferevent_free(s->bev);
-	TAILQ_REMOVE(&srv->sessions, s, entry);
-	srv->nsessions--;
+	server_remove(s->d->srv, &s->conn);
+	conf_release(s->conf);
 	free(s);
-	listener_session_done(srv, NULL);
 }

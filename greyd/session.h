@@ -10,22 +10,35 @@
 
 #include <event2/util.h>
 
+struct callout;
+struct dnsbl;
+struct limits;
 struct server;
 struct session;
+struct spf;
+struct trustdb;
+
+/* What sessions use, made once by main.c and shared by every session. */
+struct session_deps {
+	struct server *srv;		/* the registry (kind "session") */
+	struct trustdb *db;
+	struct limits *limits;		/* limits_disconnect at the end */
+	struct dnsbl *dnsbl;		/* NULL: no DNS lists */
+	struct spf *spf;		/* NULL: no SPF */
+	struct callout *callout;	/* recipient_verify = backend */
+};
 
 /* Flags for session_new. */
 #define SESSION_TRAPPED	0x01	/* the client is trapped: reject every RCPT */
 
 /*
  * Take over the accepted socket fd, counted by limits_connect (the session
- * calls limits_disconnect when it ends).  Returns NULL (fd closed, limits
- * released) on failure.
+ * calls limits_disconnect when it ends), and register it with d->srv: at
+ * the drain timeout a session answers 421 and closes.  The session holds
+ * the configuration current now for its whole life.  Returns NULL (fd
+ * closed, limits released) on failure.
  */
-struct session *session_new(struct server *srv, evutil_socket_t fd,
+struct session *session_new(const struct session_deps *d, evutil_socket_t fd,
     const struct sockaddr *peer, const struct sockaddr *local, int flags);
-/* Shutdown: answer 421 to every session and close them. */
-void session_shutdown_all(struct server *srv);
-/* Free every session at once (server teardown). */
-void session_free_all(struct server *srv);
 
 #endif

@@ -93,7 +93,7 @@
 #include <spf2/spf.h>
 #include <spf2/spf_dns.h>
 
-#include "listener.h"
+#include "clock.h"
 #include "log.h"
 #include "spf.h"
 
@@ -139,7 +139,6 @@ TAILQ_HEAD(spf_check_list, spf_check);
 
 struct spf {
 	struct event_base *base;
-	struct greyd_conf *const *confp;
 	int dns_timeout_ms;		/* per try, as the loop's resolver */
 	char servers[DNS_SERVERS_CSV_MAX];	/* mu: dns_servers now */
 	unsigned servers_gen;		/* mu: bumped by spf_reconfigure */
@@ -758,7 +757,7 @@ check_deliver(struct spf_check *c, struct spf_answer *a)
 	c->loop_done = true;
 	evtimer_del(&c->timer);
 	c->s->npending--;
-	a->elapsed_ms = monotonic_ms() - c->t0;
+	a->elapsed_ms = clock_ms() - c->t0;
 	c->cb(a, c->arg);
 }
 
@@ -882,7 +881,7 @@ struct spf_check *
 spf_check(struct spf *s, const struct netaddr *client, const char *helo,
     const char *sender, spf_cb cb, void *arg)
 {
-	const struct greyd_conf *conf = *s->confp;
+	const struct greyd_conf *conf = conf_current();
 	struct timeval tv = { conf->spf_timeout, 0 };
 	struct spf_check *c;
 
@@ -894,7 +893,7 @@ spf_check(struct spf *s, const struct netaddr *client, const char *helo,
 	c->cb = cb;
 	c->arg = arg;
 	c->client = *client;
-	c->t0 = monotonic_ms();
+	c->t0 = clock_ms();
 	strlcpy(c->recdom, conf->hostname, sizeof(c->recdom));
 	c->direct = check_prepare(c, helo, sender);
 	evtimer_assign(&c->timer, s->base, timeout_cb, c);
@@ -949,11 +948,11 @@ worker_start(struct spf *s, struct spf_worker *w, char *err, size_t errlen)
 }
 
 struct spf *
-spf_new(struct event_base *base, struct greyd_conf *const *confp,
-    int dns_timeout_ms, char *err, size_t errlen)
+spf_new(struct event_base *base, int dns_timeout_ms, char *err,
+    size_t errlen)
 {
 	struct spf *s;
-	int i, n = (*confp)->spf_workers;
+	int i, n = conf_current()->spf_workers;
 
 	err[0] = '\0';
 	if (n <= 0)
@@ -966,7 +965,6 @@ spf_new(struct event_base *base, struct greyd_conf *const *confp,
 		return NULL;
 	}
 	s->base = base;
-	s->confp = confp;
 	s->dns_timeout_ms = dns_timeout_ms;
 	s->efd = -1;
 	pthread_mutex_init(&s->mu, NULL);
@@ -976,7 +974,7 @@ spf_new(struct event_base *base, struct greyd_conf *const *confp,
 	s->nworkers = n;
 	for (i = 0; i < n; i++)
 		s->workers[i].s = s;
-	if (dns_servers_csv(*confp, s->servers, sizeof(s->servers), err,
+	if (dns_servers_csv(conf_current(), s->servers, sizeof(s->servers), err,
 	    errlen) == -1) {
 		spf_free(s);
 		return NULL;
@@ -1001,7 +999,7 @@ spf_reconfigure(struct spf *s, char *err, size_t errlen)
 {
 	char csv[DNS_SERVERS_CSV_MAX];
 
-	if (dns_servers_csv(*s->confp, csv, sizeof(csv), err, errlen) == -1)
+	if (dns_servers_csv(conf_current(), csv, sizeof(csv), err, errlen) == -1)
 		return -1;
 	pthread_mutex_lock(&s->mu);
 	if (strcmp(csv, s->servers) != 0) {

@@ -63,16 +63,16 @@ struct spf_check;
 typedef void (*spf_cb)(const struct spf_answer *a, void *arg);
 
 /*
- * c->spf_workers threads (0: spf_new returns NULL with err "" and greyd
- * does no SPF), resolving with dns_servers and dns_timeout_ms per try (as
- * dns_new).  *confp is read by the loop thread only: at each check
- * (hostname for Received-SPF, spf_timeout) and by spf_reconfigure; main.c
- * swaps the configuration on SIGHUP; the number of workers is fixed at
- * start.  NULL with err set on failure.
+ * spf_workers threads of the current configuration (0: spf_new returns
+ * NULL with err "" and greyd does no SPF), resolving with dns_servers and
+ * dns_timeout_ms per try (as dns_new).  The configuration (conf_current)
+ * is read by the loop thread only: at each check (hostname for
+ * Received-SPF, spf_timeout) and by spf_reconfigure; the number of workers
+ * is fixed at start.  NULL with err set on failure.
  */
-struct spf *spf_new(struct event_base *base, struct greyd_conf *const *confp,
-    int dns_timeout_ms, char *err, size_t errlen);
-/* SIGHUP: the workers take (*confp)->dns_servers before their next check.
+struct spf *spf_new(struct event_base *base, int dns_timeout_ms, char *err,
+    size_t errlen);
+/* SIGHUP: the workers take the current dns_servers before their next check.
  * -1 with err set, the old servers kept, if the list is bad. */
 int spf_reconfigure(struct spf *s, char *err, size_t errlen);
 /*

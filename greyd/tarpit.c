@@ -2,7 +2,8 @@
  * tarpit.c — stuttered replies for bad clients (see tarpit.h), as OpenBSD
  * spamd does it.
  *
- * One struct tarpit per connection, in srv->tarpits, with one embedded
+ * One struct tarpit per connection, registered with the server (kind
+ * "tarpit"), with one embedded
  * struct event that alternates between two jobs:
  *
  *   STUTTER  a timer on the base's common timeout of tarpit_stutter (so
@@ -14,7 +15,7 @@
  *            first bytes of the current line are kept, to see QUIT.
  *
  * Its event runs at the lowest priority, at most EV_TARPIT_BATCH per loop
- * turn (listener.h), so that thousands of ticks falling due together delay
+ * turn (server.h), so that thousands of ticks falling due together delay
  * a normal client's accept or reply by one batch, not by all of them.
  *
  * The first byte of a reply goes out one tick after it is due, every byte
@@ -30,7 +31,8 @@
  * one of the lines was QUIT.  The connection ends on QUIT,
  * at tarpit_time after its start (checked on every tick and by the LISTEN
  * timeout), when the client hangs up (EOF, or a send or recv error), or at
- * shutdown (tarpit_close_all).  Each end logs one TARPIT-END line.
+ * shutdown (the server drains: reason=shutdown).  Each end logs one
+ * TARPIT-END line.
  *
  * Replies longer than TARPIT_REPLY_MAX - 2 octets are cut, and a reply is
  * cut at its first CR or LF so that one reply stays one line.  A change of
@@ -48,8 +50,9 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
-#include "listener.h"
+#include "clock.h"
 #include "log.h"
+#include "server.h"
 #include "tarpit.h"
 
 #define TARPIT_READ_MAX		512	/* octets read (and dropped) at a time */
@@ -62,7 +65,7 @@
 static const char tarpit_bye[] = "221 2.0.0 Bye\r\n";
 
 struct tarpit {
-	TAILQ_ENTRY(tarpit) entry;	/* srv->tarpits */
+	struct conn conn;		/* in the server's registry */
 	struct server *srv;
 	struct event ev;		/* STUTTER timer or LISTEN read */
 	const struct timeval *tick;	/* common timeout: tarpit_stutter */
@@ -83,6 +86,15 @@ struct tarpit {
 
 static void tarpit_tick_cb(evutil_socket_t fd, short what, void *arg);
 static void tarpit_read_cb(evutil_socket_t fd, short what, void *arg);
+static void tarpit_shutdown(void *arg);
+
+static const struct conn_ops tarpit_ops = {
+	.name = "tarpit",
+	.counted = false,		/* max_tarpit_sessions bounds them */
+	.close_at_drain = true,		/* a tarpitted client is owed nothing */
+	.shutdown = tarpit_shutdown,
+	.free = tarpit_shutdown,
+};
 
 /* prefix + text (up to its first CR or LF, cut to fit) + CRLF into buf. */
 static size_t
@@ -122,37 +134,40 @@ tarpit_free(struct tarpit *t)
 	event_del(&t->ev);
 	tarpit_discard_input(t->fd);
 	close(t->fd);
-	TAILQ_REMOVE(&srv->tarpits, t, entry);
-	srv->ntarpits--;
+	server_remove(srv, &t->conn);
 	free(t);
 }
 
 static void
 tarpit_end(struct tarpit *t, const char *reason)
 {
-	struct server *srv = t->srv;
-
 	log_info("TARPIT-END [%s]:%u after=%llds sent=%u bytes reason=%s",
 	    t->addr, t->port,
-	    (long long)((monotonic_ms() - t->start_ms + 500) / 1000), t->sent,
+	    (long long)((clock_ms() - t->start_ms + 500) / 1000), t->sent,
 	    reason);
 	tarpit_free(t);
-	listener_tarpit_done(srv);
 }
 
-/* After every other event of the loop turn (see listener.h); a base made
+/* The server drains or goes away. */
+static void
+tarpit_shutdown(void *arg)
+{
+	tarpit_end(arg, "shutdown");
+}
+
+/* After every other event of the loop turn (see server.h); a base made
  * without priorities (the unit tests') has one and ignores this. */
 static void
 tarpit_lowest_priority(struct tarpit *t)
 {
-	if (event_base_get_npriorities(t->srv->base) > EV_PRIO_TARPIT)
+	if (event_base_get_npriorities(server_base(t->srv)) > EV_PRIO_TARPIT)
 		(void)event_priority_set(&t->ev, EV_PRIO_TARPIT);
 }
 
 static void
 tarpit_stutter(struct tarpit *t)
 {
-	evtimer_assign(&t->ev, t->srv->base, tarpit_tick_cb, t);
+	evtimer_assign(&t->ev, server_base(t->srv), tarpit_tick_cb, t);
 	tarpit_lowest_priority(t);
 	if (evtimer_add(&t->ev, t->tick) != 0)
 		tarpit_end(t, "error");
@@ -161,14 +176,14 @@ tarpit_stutter(struct tarpit *t)
 static void
 tarpit_listen(struct tarpit *t)
 {
-	int64_t left = t->end_ms - monotonic_ms();
+	int64_t left = t->end_ms - clock_ms();
 	struct timeval tv;
 
 	if (left < 0)
 		left = 0;
 	tv.tv_sec = left / 1000;
 	tv.tv_usec = (left % 1000) * 1000;
-	event_assign(&t->ev, t->srv->base, t->fd, EV_READ, tarpit_read_cb, t);
+	event_assign(&t->ev, server_base(t->srv), t->fd, EV_READ, tarpit_read_cb, t);
 	tarpit_lowest_priority(t);
 	if (event_add(&t->ev, &tv) != 0)
 		tarpit_end(t, "error");
@@ -207,7 +222,7 @@ tarpit_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct tarpit *t = arg;
 
-	if (monotonic_ms() + TARPIT_CLOCK_SLACK_MS >= t->end_ms) {
+	if (clock_ms() + TARPIT_CLOCK_SLACK_MS >= t->end_ms) {
 		tarpit_end(t, "timeout");
 		return;
 	}
@@ -278,23 +293,29 @@ tarpit_read_cb(evutil_socket_t fd, short what, void *arg)
 		tarpit_say(t, t->reply, t->reply_len);
 }
 
-bool
-tarpit_room(const struct server *srv)
+unsigned
+tarpit_held(const struct server *srv)
 {
-	return srv->ntarpits < (unsigned)srv->conf->max_tarpit_sessions;
+	return server_count(srv, &tarpit_ops);
+}
+
+bool
+tarpit_room(const struct server *srv, const struct greyd_conf *c)
+{
+	return tarpit_held(srv) < (unsigned)c->max_tarpit_sessions;
 }
 
 int
-tarpit_start(struct server *srv, evutil_socket_t fd, const char *addrstr,
-    unsigned port, bool banner, const char *reply, const char *why)
+tarpit_start(struct server *srv, const struct greyd_conf *c,
+    evutil_socket_t fd, const char *addrstr, unsigned port, bool banner,
+    const char *reply, const char *why)
 {
-	const struct greyd_conf *c = srv->conf;
 	struct timeval stutter = { c->tarpit_stutter, 0 };
 	struct tarpit *t;
 
-	if (!tarpit_room(srv) || (t = calloc(1, sizeof(*t))) == NULL)
+	if (!tarpit_room(srv, c) || (t = calloc(1, sizeof(*t))) == NULL)
 		return -1;
-	if ((t->tick = event_base_init_common_timeout(srv->base,
+	if ((t->tick = event_base_init_common_timeout(server_base(srv),
 	    &stutter)) == NULL) {
 		free(t);
 		return -1;
@@ -302,12 +323,11 @@ tarpit_start(struct server *srv, evutil_socket_t fd, const char *addrstr,
 	t->srv = srv;
 	t->fd = fd;
 	t->port = port;
-	t->start_ms = monotonic_ms();
+	t->start_ms = clock_ms();
 	t->end_ms = t->start_ms + (int64_t)c->tarpit_time * 1000;
 	strlcpy(t->addr, addrstr, sizeof(t->addr));
 	t->reply_len = (unsigned short)tarpit_line(t->reply, "", reply);
-	TAILQ_INSERT_TAIL(&srv->tarpits, t, entry);
-	srv->ntarpits++;
+	server_add(srv, &t->conn, &tarpit_ops, t);
 	log_info("TARPIT [%s]:%u why=%s reply=\"%.*s\"", t->addr, port, why,
 	    (int)(t->reply_len - 2 < 40 ? t->reply_len - 2 : 40), t->reply);
 	if (banner)
@@ -316,20 +336,4 @@ tarpit_start(struct server *srv, evutil_socket_t fd, const char *addrstr,
 	else
 		tarpit_say(t, t->reply, t->reply_len);
 	return 0;
-}
-
-void
-tarpit_close_all(struct server *srv)
-{
-	struct tarpit *t;
-	unsigned n = 0;
-
-	while ((t = TAILQ_FIRST(&srv->tarpits)) != NULL) {
-		tarpit_free(t);
-		n++;
-	}
-	if (n == 0)
-		return;
-	log_info("TARPIT-END %u connections reason=shutdown", n);
-	listener_tarpit_done(srv);
 }

@@ -16,17 +16,22 @@
 
 #include <event2/util.h>
 
+#include "conf.h"
 #include "netaddr.h"
+#include "server.h"
 
 #define TARPIT_REPLY_MAX	160	/* octets of a reply line, CRLF included */
 
-struct server;
 struct tarpit;
 
-/* Is there room for one more (ntarpits < max_tarpit_sessions)? */
-bool tarpit_room(const struct server *srv);
+/* Tarpitted connections held now. */
+unsigned tarpit_held(const struct server *srv);
+/* Is there room for one more (fewer than max_tarpit_sessions held)? */
+bool tarpit_room(const struct server *srv, const struct greyd_conf *c);
 /*
- * Take over fd (non-blocking, connected): with banner, first stutter
+ * Take over fd (non-blocking, connected) and register it with srv (kind
+ * "tarpit", closed as soon as the server drains); c gives tarpit_stutter,
+ * tarpit_time and smtp_banner, read here once.  With banner, first stutter
  * "220 <smtp_banner>" (a client tarpitted at connect, or an early talker
  * whose input is still unread); without, first stutter reply, which
  * answers the command the caller has just read (protocol error, spamtrap
@@ -36,9 +41,8 @@ bool tarpit_room(const struct server *srv);
  * Returns 0, or -1 when there is no room or no memory: then fd is left to
  * the caller.
  */
-int tarpit_start(struct server *srv, evutil_socket_t fd, const char *addrstr,
-    unsigned port, bool banner, const char *reply, const char *why);
-/* Close every tarpitted connection (shutdown). */
-void tarpit_close_all(struct server *srv);
+int tarpit_start(struct server *srv, const struct greyd_conf *c,
+    evutil_socket_t fd, const char *addrstr, unsigned port, bool banner,
+    const char *reply, const char *why);
 
 #endif

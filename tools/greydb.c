@@ -69,11 +69,11 @@
 
 #include <event2/event.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "dns.h"
 #include "dnsbl.h"
 #include "greylist.h"
-#include "listener.h"
 #include "log.h"
 #include "netaddr.h"
 #include "rcpt.h"
@@ -1630,13 +1630,13 @@ explain_dns_ask(struct greydb *g, struct explain *x)
 		fail("explain: %s", err);
 		goto out;
 	}
-	if ((b = dnsbl_new(w.base, d, &cp)) == NULL) {
+	if ((b = dnsbl_new(w.base, d)) == NULL) {
 		fail("explain: out of memory");
 		goto out;
 	}
-	lc = dnsbl_client(b, &x->addr, monotonic_ms());
+	lc = dnsbl_client(b, &x->addr, clock_ms());
 	if (x->full && at != NULL && at[1] != '\0')
-		ls = dnsbl_sender(b, at + 1, monotonic_ms());
+		ls = dnsbl_sender(b, at + 1, clock_ms());
 	explain_dns_wait(lc, &w);
 	explain_dns_wait(ls, &w);
 	if (w.left > 0)
@@ -1919,7 +1919,7 @@ explain_spf_ask(struct greydb *g, const struct explain *x,
 	memset(&w, 0, sizeof(w));
 	if ((w.base = event_base_new()) == NULL)
 		return fail("explain: cannot make an event loop");
-	if ((s = spf_new(w.base, &cp, dns_try_ms(cp), err,
+	if ((s = spf_new(w.base, dns_try_ms(cp), err,
 	    sizeof(err))) == NULL) {
 		event_base_free(w.base);
 		return fail("explain: %s", err);
@@ -2246,6 +2246,7 @@ load_conf(struct greydb *g, const char *path)
 		fprintf(stderr, "greydb: %s\n", err);
 		return -1;
 	}
+	conf_install(&g->conf);		/* for dnsbl.c and spf.c */
 	return 0;
 }
 

@@ -244,7 +244,7 @@ load_conf(struct greyd_conf *c, const char *path, const char *server,
 int
 main(int argc, char **argv)
 {
-	struct greyd_conf conf, *confp = &conf;
+	struct greyd_conf conf;
 	const char *path = NULL, *server = NULL, *workers = NULL;
 	char err[CONF_ERRLEN];
 	struct run r;
@@ -275,12 +275,13 @@ main(int argc, char **argv)
 		usage();
 	log_init("greyspf", 1);
 	load_conf(&conf, path, server, workers);
+	conf_install(&conf);
 	memset(&r, 0, sizeof(r));
 	if ((r.base = event_base_new()) == NULL) {
 		fprintf(stderr, "greyspf: event_base_new failed\n");
 		return 1;
 	}
-	if ((r.spf = spf_new(r.base, &confp, dns_try_ms(&conf), err,
+	if ((r.spf = spf_new(r.base, dns_try_ms(&conf), err,
 	    sizeof(err))) == NULL) {
 		fprintf(stderr, "greyspf: %s\n", err[0] != '\0' ? err :
 		    "spf_workers = 0: no SPF");

@@ -1188,6 +1188,49 @@ test_free_after_error(void **state)
 	conf_free(&fx->c);
 }
 
+/*
+ * The snapshot: a held configuration outlives the install of the next one
+ * and goes with its last holder (the sanitizer run would see a use after
+ * free or a leak); a conf_load'ed struct in the caller's memory is not
+ * counted; a bad file gives NULL and err.
+ */
+static void
+test_snapshot(void **state)
+{
+	const char *ov_a[] = { "hostname=a.example", NULL };
+	const char *ov_b[] = { "hostname=b.example", NULL };
+	struct greyd_conf *a, *b, stack;
+	const struct greyd_conf *held;
+	char err[CONF_ERRLEN];
+
+	(void)state;
+	assert_null(conf_current());
+	assert_non_null(a = conf_new(NULL, ov_a, err, sizeof(err)));
+	assert_non_null(b = conf_new(NULL, ov_b, err, sizeof(err)));
+	conf_install(a);
+	assert_ptr_equal(conf_current(), a);
+	held = conf_hold(conf_current());	/* a session starts */
+	conf_install(b);			/* SIGHUP */
+	assert_ptr_equal(conf_current(), b);
+	assert_string_equal(held->hostname, "a.example");
+	conf_release(held);			/* the session ends: a goes */
+	conf_release(NULL);
+
+	assert_int_equal(conf_load(&stack, NULL, ov_a, err, sizeof(err)), 0);
+	conf_install(&stack);			/* b goes */
+	assert_ptr_equal(conf_hold(&stack), &stack);
+	conf_release(&stack);
+	conf_release(&stack);			/* not counted: still there */
+	assert_string_equal(conf_current()->hostname, "a.example");
+	conf_install(NULL);
+	assert_null(conf_current());
+	conf_free(&stack);
+
+	assert_null(conf_new("/nonexistent/greyd.conf", NULL, err,
+	    sizeof(err)));
+	assert_non_null(strstr(err, "/nonexistent/greyd.conf"));
+}
+
 #define T(name)	cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int
@@ -1218,6 +1261,7 @@ main(void)
 		T(test_dns_bad_values),
 		T(test_dns_free_after_error),
 		T(test_free_after_error),
+		T(test_snapshot),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);

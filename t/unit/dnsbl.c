@@ -25,8 +25,8 @@
  * callback), dnsbl_release of a pending lookup, dnsbl_sweep (expired and
  * unused only, in batches), a full cache.
  *
- * Times: dnsbl.c stamps a finished entry with monotonic_ms() and compares
- * it with the now_ms the caller passes, so the tests pass monotonic_ms()
+ * Times: dnsbl.c stamps a finished entry with clock_ms() and compares
+ * it with the now_ms the caller passes, so the tests pass clock_ms()
  * plus an offset instead of sleeping.
  */
 #include <sys/time.h>
@@ -46,9 +46,9 @@
 
 #include "conf.h"
 #include "dns.h"
+#include "clock.h"
 #include "dnsbl.h"
 #include "dnsbl_site.h"
-#include "listener.h"
 #include "log.h"
 #include "netaddr.h"
 #include "evloop.h"
@@ -64,7 +64,6 @@ struct fixture {
 	int silent_fd, silent_port;	/* bound, never read */
 	struct event_base *base;
 	struct greyd_conf conf;
-	struct greyd_conf *confp;	/* &conf, for dnsbl_new */
 	struct dns *dns;
 	struct dnsbl *b;
 };
@@ -161,7 +160,7 @@ start(struct fixture *f, int port)
 	    err, sizeof(err));
 	if (f->dns == NULL)
 		fail_msg("dns_new: %s", err);
-	assert_non_null(f->b = dnsbl_new(f->base, f->dns, &f->confp));
+	assert_non_null(f->b = dnsbl_new(f->base, f->dns));
 }
 
 static struct netaddr
@@ -303,7 +302,7 @@ test_setup(void **state)
 	f->conf.dnsbl_timeout = 2;
 	f->conf.dnsbl_min_ttl = 2;
 	f->conf.dnsbl_max_ttl = 3600;
-	f->confp = &f->conf;
+	conf_install(&f->conf);	/* what dnsbl.c reads */
 	f->dns = NULL;
 	f->b = NULL;
 	if ((f->base = event_base_new()) == NULL ||
@@ -335,7 +334,7 @@ test_score(void **state)
 	const char *sites[] = { "bl.test=127.0.0.[2..10]*2", "bl2.test*3",
 	    "wl.test=127.0.[0..255].[1..3]*-5", NULL };
 	struct dnsbl_result r;
-	int64_t now = monotonic_ms();
+	int64_t now = clock_ms();
 
 	set_sites(f, false, sites);
 	start(f, f->port);
@@ -382,7 +381,7 @@ test_same_name(void **state)
 	const char *sites[] = { "bl.test=127.0.0.2*2",
 	    "bl.test=127.0.0.[2..11]*1", "bl.test*10", NULL };
 	struct dnsbl_result r;
-	int64_t now = monotonic_ms();
+	int64_t now = clock_ms();
 	int a2 = queries(f, "2.2.0.192.bl.test", "A");
 
 	set_sites(f, false, sites);
@@ -412,7 +411,7 @@ test_txt(void **state)
 	const char *sites[] = { "bl.test", "wl.test*-5", NULL };
 	struct dnsbl_result r;
 	char want[DNSBL_REPLY_TXT_MAX + 1];
-	int64_t now = monotonic_ms();
+	int64_t now = clock_ms();
 	int wl_txt = queries(f, "wl.test", "TXT");
 	int t2 = queries(f, "2.2.0.192.bl.test", "TXT");
 	int t5 = queries(f, "5.2.0.192.bl.test", "TXT");
@@ -454,7 +453,7 @@ test_txt_filtered(void **state)
 
 	set_sites(f, false, sites);
 	start(f, f->port);
-	client(f, "192.0.2.2", monotonic_ms(), &r);
+	client(f, "192.0.2.2", clock_ms(), &r);
 	assert_int_equal(r.score, 0);
 	assert_int_equal(queries(f, "2.2.0.192.bl.test", "TXT"), t2);
 }
@@ -467,7 +466,7 @@ test_ipv6(void **state)
 	const char *name = "5.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
 	    "1.0.0.0.8.b.d.0.1.0.0.2.v6.test";
 	struct dnsbl_result r;
-	int64_t now = monotonic_ms();
+	int64_t now = clock_ms();
 	int n = queries(f, name, "A");
 
 	set_sites(f, false, sites);
@@ -494,7 +493,7 @@ test_sender(void **state)
 	struct dnsbl_lookup *l;
 	struct netaddr na = addr("192.0.2.1");
 	char dom[DNSBL_NAME_MAX + 2];
-	int64_t now = monotonic_ms();
+	int64_t now = clock_ms();
 	int n = queries(f, "bad.example.dn.test", "A");
 	int all;
 
@@ -549,7 +548,7 @@ test_shared(void **state)
 	struct netaddr a = addr("192.0.2.1");
 	struct dnsbl_lookup *l1, *l2, *l3;
 	struct dnsbl_result r1, r2, r3;
-	int64_t now = monotonic_ms();
+	int64_t now = clock_ms();
 	int bl = queries(f, "1.2.0.192.bl.test", "A");
 	int bl2 = queries(f, "1.2.0.192.bl2.test", "A");
 	int txt = queries(f, "1.2.0.192.bl.test", "TXT");
@@ -579,7 +578,7 @@ test_shared(void **state)
 	assert_int_equal(queries(f, "1.2.0.192.bl.test", "TXT"), txt + 1);
 
 	/* done: the next lookup reads the cache */
-	now = monotonic_ms();
+	now = clock_ms();
 	assert_non_null(l3 = dnsbl_client(f->b, &a, now));
 	assert_true(dnsbl_done(l3));
 	assert_false(dnsbl_wait(l3, wait_cb, NULL));
@@ -619,10 +618,10 @@ test_ttl_min(void **state)
 	set_sites(f, false, sites);
 	f->conf.dnsbl_min_ttl = 2;
 	start(f, f->port);
-	t0 = monotonic_ms();
+	t0 = clock_ms();
 	finish(f, dnsbl_client(f->b, &a, t0), &r);
 	finish(f, dnsbl_client(f->b, &none, t0), &r);	/* NXDOMAIN */
-	t1 = monotonic_ms();
+	t1 = clock_ms();
 	assert_int_equal(r.score, 0);
 	assert_int_equal(queries(f, "50.2.0.192.ttl1.test", "A"), n + 1);
 
@@ -658,9 +657,9 @@ test_ttl_max(void **state)
 	set_sites(f, false, sites);
 	f->conf.dnsbl_max_ttl = 100;
 	start(f, f->port);
-	t0 = monotonic_ms();
+	t0 = clock_ms();
 	client(f, "192.0.2.60", t0, &r);
-	t1 = monotonic_ms();
+	t1 = clock_ms();
 	assert_int_equal(r.score, 1);
 	assert_true(dnsbl_cached_client(f->b, &a, t0 + 99000, &r));
 	assert_int_equal(r.score, 1);
@@ -686,7 +685,7 @@ test_timeout(void **state)
 	f->conf.dnsbl_timeout = 1;
 	start(f, f->silent_port);
 	gettimeofday(&t0, NULL);
-	assert_non_null(l = dnsbl_client(f->b, &a, monotonic_ms()));
+	assert_non_null(l = dnsbl_client(f->b, &a, clock_ms()));
 	assert_true(dnsbl_wait(l, wait_cb, &w));
 	while (!done && since(&t0) < 5) {
 		run_while(f, NULL, false, 0.01);
@@ -707,9 +706,9 @@ test_timeout(void **state)
 	/* cached for dnsbl_min_ttl; the queries still in flight time out
 	 * later and change nothing */
 	run_while(f, NULL, false, 1.0);
-	assert_true(dnsbl_cached_client(f->b, &a, monotonic_ms(), &r));
+	assert_true(dnsbl_cached_client(f->b, &a, clock_ms(), &r));
 	assert_string_equal(r.silent, "bl.test bl2.test wl.test");
-	assert_false(dnsbl_cached_client(f->b, &a, monotonic_ms() + 2100, &r));
+	assert_false(dnsbl_cached_client(f->b, &a, clock_ms() + 2100, &r));
 }
 
 /* ---- waiting and releasing ---- */
@@ -723,7 +722,7 @@ test_wait(void **state)
 	struct dnsbl_lookup *l1, *l2, *l3;
 	struct waiter w1 = { 0 }, w2 = { 0 }, w3 = { 0 };
 	struct dnsbl_result r;
-	int64_t now = monotonic_ms();
+	int64_t now = clock_ms();
 
 	set_sites(f, false, sites);
 	start(f, f->port);
@@ -762,7 +761,7 @@ test_release_pending(void **state)
 	struct dnsbl_lookup *l, *m;
 	struct waiter w = { 0 }, wm = { 0 };
 	struct dnsbl_result r;
-	int64_t now = monotonic_ms();
+	int64_t now = clock_ms();
 
 	set_sites(f, false, sites);
 	start(f, f->port);
@@ -805,10 +804,10 @@ test_sweep(void **state)
 	f->conf.dnsbl_min_ttl = 2;
 	start(f, f->port);
 	for (i = 0; i < 4; i++)
-		client(f, addrs[i], monotonic_ms(), &r);
+		client(f, addrs[i], clock_ms(), &r);
 	a = addr("192.0.2.1");
-	assert_non_null(held = dnsbl_client(f->b, &a, monotonic_ms()));
-	t1 = monotonic_ms();
+	assert_non_null(held = dnsbl_client(f->b, &a, clock_ms()));
+	t1 = clock_ms();
 	assert_int_equal(dnsbl_count(f->b), 4);
 
 	/* nothing expired yet (bl.test's TTL is 600 s) */
@@ -836,7 +835,7 @@ test_sweep(void **state)
 	assert_int_equal(dnsbl_count(f->b), 1);
 	finish(f, pending, &r);
 	assert_int_equal(r.score, 0);		/* 10.0.0.2 */
-	dnsbl_sweep(f->b, monotonic_ms() + 700000, 100);
+	dnsbl_sweep(f->b, clock_ms() + 700000, 100);
 	assert_int_equal(dnsbl_count(f->b), 0);
 }
 
@@ -859,7 +858,7 @@ test_cache_full(void **state)
 	struct dnsbl_lookup *l;
 	struct dnsbl_result r;
 	struct waiter w = { 0 };
-	int64_t now = monotonic_ms();
+	int64_t now = clock_ms();
 	int i;
 
 	/* 63 + 1 + 63 + 1 + 63 + 1 + 50 + 5 = 247 */

@@ -17,7 +17,7 @@
  * connection reused and replaced after CALLOUT_CONN_ERRORS rejections,
  * reopened after the backend closed it (idle, or at RSET), a cancelled
  * query (in flight: its answer still fills the cache), the queue bound,
- * answers never delivered from inside rcpt_callout.  And a micro-benchmark
+ * answers never delivered from inside callout_query.  And a micro-benchmark
  * (a TAP comment): rcpt_lookup calls per second with 100,000 map entries,
  * and the time rcpt_load_maps takes for them.
  *
@@ -54,9 +54,9 @@
 #include <db.h>
 #include <event2/event.h>
 
+#include "callout.h"
 #include "conf.h"
 #include "evloop.h"
-#include "listener.h"
 #include "log.h"
 #include "rcpt.h"
 #include "trustdb.h"
@@ -74,7 +74,7 @@ struct fixture {
 	bool conf_loaded;
 	struct trustdb *db;
 	struct event_base *base;
-	struct server srv;
+	struct callout *co;	/* made by the first callout_query */
 	pid_t sink;		/* smtp-sink, or 0 */
 	int sink_port;
 	char sink_log[PLEN];
@@ -83,7 +83,7 @@ struct fixture {
 	char stderr_file[PLEN];
 };
 
-/* Answers of rcpt_callout. */
+/* Answers of callout_query. */
 struct answer {
 	int calls;
 	enum rcpt_verdict v;
@@ -326,7 +326,7 @@ load_conf(struct fixture *f, const char *const *overrides)
 	if (conf_load(&f->conf, NULL, overrides, err, sizeof(err)) != 0)
 		fail_msg("conf_load: %s", err);
 	f->conf_loaded = true;
-	f->srv.conf = &f->conf;
+	conf_install(&f->conf);	/* what callout.c reads */
 }
 
 static void
@@ -337,7 +337,6 @@ open_db(struct fixture *f)
 	snprintf(path, sizeof(path), "%s/db", f->dir);
 	if ((f->db = trustdb_open(path, err, sizeof(err))) == NULL)
 		fail_msg("trustdb_open %s: %s", path, err);
-	f->srv.db = f->db;
 }
 
 static void
@@ -423,6 +422,15 @@ run_until(struct fixture *f, int want, double seconds)
 	evloop_run_count(f->base, &answers_total, want, seconds);
 }
 
+/* The fixture's callout (made on first use, on its loop and database). */
+static struct callout *
+co_of(struct fixture *f)
+{
+	if (f->co == NULL)
+		assert_non_null(f->co = callout_new(f->base, f->db));
+	return f->co;
+}
+
 /* A callout setup against 127.0.0.1:port. */
 static void
 callout_conf(struct fixture *f, int port, const char *timeout)
@@ -476,13 +484,9 @@ test_setup(void **state)
 	snprintf(f->dir, sizeof(f->dir), "%s/t%d", f->root, ++f->seq);
 	if (mkdir(f->dir, 0755) != 0)
 		return -1;
-	memset(&f->srv, 0, sizeof(f->srv));
-	TAILQ_INIT(&f->srv.sessions);
-	TAILQ_INIT(&f->srv.splices);
-	TAILQ_INIT(&f->srv.tarpits);
+	f->co = NULL;
 	if ((f->base = event_base_new()) == NULL)
 		return -1;
-	f->srv.base = f->base;
 	f->sink = 0;
 	f->stderr_saved = -1;
 	load_conf(f, NULL);
@@ -496,7 +500,8 @@ test_teardown(void **state)
 	struct fixture *f = *state;
 
 	restore_stderr(f);
-	rcpt_callout_free(&f->srv);
+	callout_free(f->co);
+	f->co = NULL;
 	kill_sink(f->sink);
 	f->sink = 0;
 	trustdb_close(f->db);
@@ -1056,9 +1061,9 @@ test_callout_valid(void **state)
 	start_sink(f, NULL);
 	callout_conf(f, f->sink_port, "5s");
 	capture_stderr(f);
-	assert_non_null(rcpt_callout(&f->srv, "A@Example.com", answer_cb, &a1));
-	assert_non_null(rcpt_callout(&f->srv, "b@example.com", answer_cb, &a2));
-	assert_non_null(rcpt_callout(&f->srv, "a@example.com", answer_cb, &a3));
+	assert_non_null(callout_query(co_of(f), "A@Example.com", answer_cb, &a1));
+	assert_non_null(callout_query(co_of(f), "b@example.com", answer_cb, &a2));
+	assert_non_null(callout_query(co_of(f), "a@example.com", answer_cb, &a3));
 	/* answers come from the loop only */
 	assert_int_equal(answers_total, 0);
 	run_until(f, 3, 5);
@@ -1075,7 +1080,7 @@ test_callout_valid(void **state)
 	    "cache");
 
 	/* the same connection answers a later query */
-	assert_non_null(rcpt_callout(&f->srv, "c@example.com", answer_cb, &a4));
+	assert_non_null(callout_query(co_of(f), "c@example.com", answer_cb, &a4));
 	run_until(f, 4, 5);
 	assert_int_equal(a4.v, RCPT_VALID);
 	run_until(f, 99, 0.2);		/* the last RSET leaves */
@@ -1090,9 +1095,9 @@ test_callout_valid(void **state)
 	assert_int_equal(sink_count(f, "RCPT TO:<"), 3);
 	assert_int_equal(sink_count(f, "MAIL FROM:<>"), 3);
 	assert_int_equal(sink_count(f, "RSET"), 3);
-	/* rcpt_callout_free closes it (QUIT) */
-	rcpt_callout_free(&f->srv);
-	assert_null(f->srv.callout);
+	/* callout_free closes it (QUIT) */
+	callout_free(f->co);
+	f->co = NULL;
 	usleep(200000);
 	assert_int_equal(sink_count(f, "QUIT"), 1);
 }
@@ -1112,7 +1117,7 @@ test_callout_unknown(void **state)
 	callout_conf(f, f->sink_port, "5s");
 	for (i = 0; i < 12; i++) {
 		snprintf(addr, sizeof(addr), "u%d@example.com", i);
-		assert_non_null(rcpt_callout(&f->srv, addr, answer_cb, &a[i]));
+		assert_non_null(callout_query(co_of(f), addr, answer_cb, &a[i]));
 	}
 	run_until(f, 12, 10);
 	for (i = 0; i < 12; i++) {
@@ -1139,9 +1144,9 @@ test_callout_tempfail(void **state)
 	start_sink(f, opts);
 	callout_conf(f, f->sink_port, "5s");
 	capture_stderr(f);
-	assert_non_null(rcpt_callout(&f->srv, "t1@example.com", answer_cb, &a1));
-	assert_non_null(rcpt_callout(&f->srv, "t2@example.com", answer_cb, &a2));
-	assert_non_null(rcpt_callout(&f->srv, "t3@example.com", answer_cb, &a3));
+	assert_non_null(callout_query(co_of(f), "t1@example.com", answer_cb, &a1));
+	assert_non_null(callout_query(co_of(f), "t2@example.com", answer_cb, &a2));
+	assert_non_null(callout_query(co_of(f), "t3@example.com", answer_cb, &a3));
 	run_until(f, 3, 5);
 	log = captured(f);
 	restore_stderr(f);
@@ -1166,8 +1171,8 @@ test_callout_mail_refused(void **state)
 
 	start_sink(f, opts);
 	callout_conf(f, f->sink_port, "5s");
-	assert_non_null(rcpt_callout(&f->srv, "m1@example.com", answer_cb, &a1));
-	assert_non_null(rcpt_callout(&f->srv, "m2@example.com", answer_cb, &a2));
+	assert_non_null(callout_query(co_of(f), "m1@example.com", answer_cb, &a1));
+	assert_non_null(callout_query(co_of(f), "m2@example.com", answer_cb, &a2));
 	run_until(f, 2, 5);
 	assert_int_equal(a1.v, RCPT_TEMPFAIL);
 	assert_int_equal(a2.v, RCPT_TEMPFAIL);
@@ -1184,8 +1189,8 @@ test_callout_down(void **state)
 	struct answer a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
 
 	callout_conf(f, free_port(), "5s");
-	assert_non_null(rcpt_callout(&f->srv, "d1@example.com", answer_cb, &a1));
-	assert_non_null(rcpt_callout(&f->srv, "d2@example.com", answer_cb, &a2));
+	assert_non_null(callout_query(co_of(f), "d1@example.com", answer_cb, &a1));
+	assert_non_null(callout_query(co_of(f), "d2@example.com", answer_cb, &a2));
 	assert_int_equal(answers_total, 0);
 	run_until(f, 2, 5);
 	assert_int_equal(a1.v, RCPT_TEMPFAIL);
@@ -1193,7 +1198,7 @@ test_callout_down(void **state)
 	assert_string_equal(a1.why, "backend unavailable");
 	assert_no_rcpt(f->db, "d1@example.com");
 	/* the next query tries again */
-	assert_non_null(rcpt_callout(&f->srv, "d3@example.com", answer_cb, &a3));
+	assert_non_null(callout_query(co_of(f), "d3@example.com", answer_cb, &a3));
 	assert_int_equal(answers_total, 2);
 	run_until(f, 3, 5);
 	assert_int_equal(a3.v, RCPT_TEMPFAIL);
@@ -1209,8 +1214,8 @@ test_callout_disconnect(void **state)
 
 	start_sink(f, opts);
 	callout_conf(f, f->sink_port, "5s");
-	assert_non_null(rcpt_callout(&f->srv, "q1@example.com", answer_cb, &a1));
-	assert_non_null(rcpt_callout(&f->srv, "q2@example.com", answer_cb, &a2));
+	assert_non_null(callout_query(co_of(f), "q1@example.com", answer_cb, &a1));
+	assert_non_null(callout_query(co_of(f), "q2@example.com", answer_cb, &a2));
 	run_until(f, 2, 5);
 	assert_int_equal(a1.v, RCPT_TEMPFAIL);
 	assert_int_equal(a2.v, RCPT_TEMPFAIL);
@@ -1229,7 +1234,7 @@ test_callout_timeout(void **state)
 	start_sink(f, opts);
 	callout_conf(f, f->sink_port, "1s");
 	t0 = time(NULL);
-	assert_non_null(rcpt_callout(&f->srv, "slow@example.com", answer_cb,
+	assert_non_null(callout_query(co_of(f), "slow@example.com", answer_cb,
 	    &a1));
 	run_until(f, 1, 5);
 	assert_int_equal(a1.calls, 1);
@@ -1256,18 +1261,19 @@ test_callout_reconnect(void **state)
 	memset(a, 0, sizeof(a));
 	start_sink(f, idle);
 	callout_conf(f, f->sink_port, "5s");
-	assert_non_null(rcpt_callout(&f->srv, "i1@example.com", answer_cb,
+	assert_non_null(callout_query(co_of(f), "i1@example.com", answer_cb,
 	    &a[0]));
 	run_until(f, 1, 5);
 	usleep(1500000);
 	run_until(f, 99, 0.2);		/* the relay sees the close */
-	assert_non_null(rcpt_callout(&f->srv, "i2@example.com", answer_cb,
+	assert_non_null(callout_query(co_of(f), "i2@example.com", answer_cb,
 	    &a[1]));
 	run_until(f, 2, 5);
 	assert_int_equal(a[0].v, RCPT_VALID);
 	assert_int_equal(a[1].v, RCPT_VALID);
 	assert_int_equal(sink_count(f, "connect ("), 2);
-	rcpt_callout_free(&f->srv);
+	callout_free(f->co);
+	f->co = NULL;
 	kill_sink(f->sink);
 
 	memset(a, 0, sizeof(a));
@@ -1275,7 +1281,7 @@ test_callout_reconnect(void **state)
 	callout_conf(f, f->sink_port, "5s");
 	for (i = 0; i < 3; i++) {
 		snprintf(addr, sizeof(addr), "r%d@example.com", i);
-		assert_non_null(rcpt_callout(&f->srv, addr, answer_cb, &a[i]));
+		assert_non_null(callout_query(co_of(f), addr, answer_cb, &a[i]));
 	}
 	run_until(f, 3, 5);
 	for (i = 0; i < 3; i++)
@@ -1286,8 +1292,8 @@ test_callout_reconnect(void **state)
 
 /* A callback that cancels another query and asks about c5. */
 struct canceller {
-	struct server *srv;
-	struct rcpt_query *other;
+	struct callout *co;
+	struct callout_query *other;
 	struct answer *next;
 	int calls;
 };
@@ -1299,8 +1305,8 @@ cancel_cb(void *arg, enum rcpt_verdict v, const char *why)
 
 	cc->calls++;
 	answers_total++;
-	rcpt_cancel(cc->other);
-	assert_non_null(rcpt_callout(cc->srv, "c5@example.com", answer_cb,
+	callout_cancel(cc->other);
+	assert_non_null(callout_query(cc->co, "c5@example.com", answer_cb,
 	    cc->next));
 }
 
@@ -1311,20 +1317,20 @@ test_callout_cancel(void **state)
 	struct fixture *f = *state;
 	const char *opts[] = { "-W", "RCPT:1", NULL };
 	struct answer a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
-	struct rcpt_query *q1, *q3;
+	struct callout_query *q1, *q3;
 	struct canceller cc;
 
 	start_sink(f, opts);
 	callout_conf(f, f->sink_port, "5s");
-	assert_non_null(q1 = rcpt_callout(&f->srv, "c1@example.com", answer_cb,
+	assert_non_null(q1 = callout_query(co_of(f), "c1@example.com", answer_cb,
 	    &a1));
-	assert_non_null(rcpt_callout(&f->srv, "c2@example.com", answer_cb, &a2));
-	assert_non_null(q3 = rcpt_callout(&f->srv, "c3@example.com", answer_cb,
+	assert_non_null(callout_query(co_of(f), "c2@example.com", answer_cb, &a2));
+	assert_non_null(q3 = callout_query(co_of(f), "c3@example.com", answer_cb,
 	    &a3));
-	rcpt_cancel(q3);		/* waiting: dropped at once */
+	callout_cancel(q3);		/* waiting: dropped at once */
 	run_until(f, 99, 0.5);		/* c1's RCPT is in flight */
 	assert_int_equal(sink_count(f, "RCPT TO:<c1@example.com>"), 1);
-	rcpt_cancel(q1);
+	callout_cancel(q1);
 	run_until(f, 1, 5);
 	assert_int_equal(a1.calls, 0);
 	assert_int_equal(a2.calls, 1);
@@ -1338,10 +1344,10 @@ test_callout_cancel(void **state)
 	 * callback cancels the second query of the same probe and asks anew.
 	 */
 	memset(&cc, 0, sizeof(cc));
-	cc.srv = &f->srv;
-	assert_non_null(rcpt_callout(&f->srv, "c4@example.com", cancel_cb,
+	cc.co = co_of(f);
+	assert_non_null(callout_query(co_of(f), "c4@example.com", cancel_cb,
 	    &cc));
-	assert_non_null(cc.other = rcpt_callout(&f->srv, "C4@example.com",
+	assert_non_null(cc.other = callout_query(co_of(f), "C4@example.com",
 	    answer_cb, &a3));
 	a1 = (struct answer){ 0 };
 	cc.next = &a1;
@@ -1371,17 +1377,18 @@ test_callout_queue_bound(void **state)
 	assert_int_equal(listen(fd, 5), 0);
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
 	callout_conf(f, ntohs(sin.sin_port), "30s");
-	assert_null(rcpt_callout(&f->srv, "bad\r\n@example.com", answer_cb,
+	assert_null(callout_query(co_of(f), "bad\r\n@example.com", answer_cb,
 	    &a));
-	assert_null(rcpt_callout(&f->srv, "<a>@example.com", answer_cb, &a));
+	assert_null(callout_query(co_of(f), "<a>@example.com", answer_cb, &a));
 	for (i = 0; i < 1000; i++) {
 		snprintf(addr, sizeof(addr), "q%d@example.com", i);
-		assert_non_null(rcpt_callout(&f->srv, addr, answer_cb, &a));
+		assert_non_null(callout_query(co_of(f), addr, answer_cb, &a));
 	}
-	assert_null(rcpt_callout(&f->srv, "one-more@example.com", answer_cb,
+	assert_null(callout_query(co_of(f), "one-more@example.com", answer_cb,
 	    &a));
 	run_until(f, 1, 0.3);
-	rcpt_callout_free(&f->srv);
+	callout_free(f->co);
+	f->co = NULL;
 	run_until(f, 1, 0.1);
 	assert_int_equal(a.calls, 0);
 	close(fd);

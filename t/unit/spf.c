@@ -53,7 +53,7 @@ struct fixture {
 	int port;			/* rbldnsd's */
 	int silent_fd, silent_port;
 	struct event_base *base;
-	struct greyd_conf conf, *confp;
+	struct greyd_conf conf;
 	struct conf_list orig_servers;	/* conf_load's, given back */
 	char *servers[1];
 	char server_buf[64];
@@ -130,7 +130,7 @@ start(struct fixture *f, int port, int dns_timeout_ms, int workers,
 	f->conf.dns_servers.n = 1;
 	f->conf.spf_workers = workers;
 	f->conf.spf_timeout = spf_timeout;
-	f->spf = spf_new(f->base, &f->confp, dns_timeout_ms, err, sizeof(err));
+	f->spf = spf_new(f->base, dns_timeout_ms, err, sizeof(err));
 	if (f->spf == NULL)
 		fail_msg("spf_new: %s", err);
 }
@@ -237,7 +237,7 @@ test_setup(void **state)
 	}
 	strlcpy(f->conf.hostname, HOST, sizeof(f->conf.hostname));
 	f->orig_servers = f->conf.dns_servers;
-	f->confp = &f->conf;
+	conf_install(&f->conf);	/* what spf.c reads */
 	if ((f->base = event_base_new()) == NULL)
 		return -1;
 	answers_total = 0;
@@ -599,7 +599,7 @@ test_no_workers(void **state)
 	char err[CONF_ERRLEN] = "x";
 
 	f->conf.spf_workers = 0;
-	assert_null(spf_new(f->base, &f->confp, 1000, err, sizeof(err)));
+	assert_null(spf_new(f->base, 1000, err, sizeof(err)));
 	assert_string_equal(err, "");
 	assert_string_equal(spf_result_name(SPF_R_SOFTFAIL), "softfail");
 	assert_string_equal(spf_result_name(SPF_R_PERMERROR), "permerror");

@@ -4,8 +4,8 @@
  *
  * The timed cases run side by side in one event loop, so the file takes
  * about as long as the longest of them (a 221 stuttered after a 2-octet
- * reply: ~17 s), each on its own struct server where a case must see its
- * tarpit freed (ntarpits back to 0):
+ * reply: ~17 s), each on its own server (server.c) where a case must see
+ * its tarpit freed (tarpit_held back to 0):
  *
  *   banner    "220 ..." one octet a second, none before the first second;
  *             the client hangs up after 3 octets: the entry is freed
@@ -16,9 +16,10 @@
  *   listen    tarpit_time = 4s ends a connection while it waits for input
  *   hangup    a client that hangs up while the tarpit waits for input
  *
- * Then quick cases: max_tarpit_sessions, tarpit_close_all, the exit of a
- * draining server with its last tarpit, and the memory of a connection
- * (TAP comments).
+ * Then quick cases: max_tarpit_sessions, the server's teardown closing
+ * what is held, a drain closing tarpits at once (and the loop ending then,
+ * not at the drain timeout), and the memory of a connection (TAP
+ * comments).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,7 +38,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
-#include "listener.h"
+#include "server.h"
 #include "tarpit.h"
 
 #define CLIENT_MAX	64
@@ -79,17 +80,6 @@ conf_init(struct greyd_conf *c, const char *tarpit_time, const char *max)
 		fail_msg("conf_load: %s", err);
 }
 
-static void
-server_init(struct server *srv, struct event_base *base,
-    struct greyd_conf *c)
-{
-	memset(srv, 0, sizeof(*srv));
-	srv->base = base;
-	srv->conf = c;
-	TAILQ_INIT(&srv->sessions);
-	TAILQ_INIT(&srv->splices);
-	TAILQ_INIT(&srv->tarpits);
-}
 
 static void
 client_close(struct client *cl)
@@ -130,8 +120,9 @@ client_read_cb(evutil_socket_t fd, short what, void *arg)
  * cl the other, after sending input.  Returns tarpit_start's result.
  */
 static int
-client_start(struct client *cl, struct server *srv, bool banner,
-    const char *reply, const char *input)
+client_start(struct client *cl, struct server *srv,
+    const struct greyd_conf *c, bool banner, const char *reply,
+    const char *input)
 {
 	int sv[2], rc;
 
@@ -143,10 +134,10 @@ client_start(struct client *cl, struct server *srv, bool banner,
 		assert_int_equal(send(sv[1], input, strlen(input), 0),
 		    (ssize_t)strlen(input));
 	cl->fd = sv[1];
-	event_assign(&cl->ev, srv->base, cl->fd, EV_READ | EV_PERSIST,
+	event_assign(&cl->ev, server_base(srv), cl->fd, EV_READ | EV_PERSIST,
 	    client_read_cb, cl);
 	assert_int_equal(event_add(&cl->ev, NULL), 0);
-	rc = tarpit_start(srv, sv[0], "192.0.2.1", 12345, banner, reply,
+	rc = tarpit_start(srv, c, sv[0], "192.0.2.1", 12345, banner, reply,
 	    "test");
 	if (rc != 0)
 		close(sv[0]);
@@ -177,7 +168,7 @@ static struct {
 	double took;
 	struct event_base *base;
 	struct greyd_conf conf_long, conf_short, conf_mid;
-	struct server srv[NCASES];
+	struct server *srv[NCASES];
 	struct client cl[NCASES];
 	unsigned pipeline_left;	/* tarpits of srv[C_PIPELINE] after the run */
 } run;
@@ -189,7 +180,7 @@ run_finished(void)
 
 	for (i = 0; i < NCASES; i++)
 		if (i != C_PIPELINE && (!run.cl[i].done ||
-		    run.srv[i].ntarpits != 0))
+		    tarpit_held(run.srv[i]) != 0))
 			return false;
 	return run.cl[C_PIPELINE].n >= 10;
 }
@@ -217,10 +208,10 @@ run_start_cases(void)
 	int i;
 
 	for (i = 0; i < NCASES; i++) {
-		server_init(&run.srv[i], run.base, cs[i].c);
-		assert_int_equal(client_start(&run.cl[i], &run.srv[i],
+		assert_non_null(run.srv[i] = server_new(run.base));
+		assert_int_equal(client_start(&run.cl[i], run.srv[i], cs[i].c,
 		    cs[i].banner, cs[i].reply, cs[i].in), 0);
-		assert_int_equal(run.srv[i].ntarpits, 1);
+		assert_int_equal(tarpit_held(run.srv[i]), 1);
 	}
 	run.cl[C_BANNER].hangup_after = 3;
 	run.cl[C_HANGUP].hangup_after = 2;
@@ -247,8 +238,9 @@ run_cases(void)
 	assert_int_equal(event_base_dispatch(run.base), 0);
 	run.took = now_s() - t0;
 	run.finished = run_finished();
-	run.pipeline_left = run.srv[C_PIPELINE].ntarpits;
-	tarpit_close_all(&run.srv[C_PIPELINE]);
+	run.pipeline_left = tarpit_held(run.srv[C_PIPELINE]);
+	server_free(run.srv[C_PIPELINE]);	/* closes what it holds */
+	run.srv[C_PIPELINE] = NULL;
 	event_free(poll);
 	printf("# timed cases took %.1f s\n", run.took);
 }
@@ -262,7 +254,7 @@ run_teardown(void **state)
 	if (!run.ran)
 		return 0;
 	for (i = 0; i < NCASES; i++) {
-		tarpit_close_all(&run.srv[i]);
+		server_free(run.srv[i]);
 		client_close(&run.cl[i]);
 	}
 	event_base_free(run.base);
@@ -298,8 +290,7 @@ test_hangup_while_stuttering(void **state)
 {
 	(void)state;
 	run_cases();
-	assert_int_equal(run.srv[C_BANNER].ntarpits, 0);
-	assert_true(TAILQ_EMPTY(&run.srv[C_BANNER].tarpits));
+	assert_int_equal(tarpit_held(run.srv[C_BANNER]), 0);
 }
 
 static void
@@ -317,16 +308,15 @@ test_reply_per_read(void **state)
 	assert_int_equal(run.pipeline_left, 1);
 }
 
+/* server_free closed the connection still held (EOF at the client). */
 static void
-test_close_all(void **state)
+test_teardown_closes(void **state)
 {
 	struct client *cl = &run.cl[C_PIPELINE];
 	char c;
 
 	(void)state;
 	run_cases();
-	assert_int_equal(run.srv[C_PIPELINE].ntarpits, 0);
-	assert_true(TAILQ_EMPTY(&run.srv[C_PIPELINE].tarpits));
 	assert_int_equal(recv(cl->fd, &c, 1, MSG_DONTWAIT), 0);
 }
 
@@ -343,7 +333,7 @@ test_quit(void **state)
 	assert_stuttered(cl, 0, cl->n, 0);
 	assert_true(cl->eof_at >= cl->at[cl->n - 1]);
 	assert_true(cl->eof_at - cl->at[cl->n - 1] < 0.5);
-	assert_int_equal(run.srv[C_QUIT].ntarpits, 0);
+	assert_int_equal(tarpit_held(run.srv[C_QUIT]), 0);
 }
 
 static void
@@ -356,7 +346,7 @@ test_timeout_while_stuttering(void **state)
 	assert_true(cl->eof_at >= 1.9 && cl->eof_at < 3.1);
 	assert_true(cl->n >= 1 && cl->n <= 2);
 	assert_memory_equal(cl->got, "22", cl->n);
-	assert_int_equal(run.srv[C_STUTTER].ntarpits, 0);
+	assert_int_equal(tarpit_held(run.srv[C_STUTTER]), 0);
 }
 
 static void
@@ -369,7 +359,7 @@ test_timeout_while_listening(void **state)
 	assert_int_equal(cl->n, 2);
 	assert_memory_equal(cl->got, "\r\n", 2);
 	assert_true(cl->eof_at >= 3.9 && cl->eof_at < 5.0);
-	assert_int_equal(run.srv[C_LISTEN].ntarpits, 0);
+	assert_int_equal(tarpit_held(run.srv[C_LISTEN]), 0);
 }
 
 static void
@@ -378,8 +368,7 @@ test_hangup_while_listening(void **state)
 	(void)state;
 	run_cases();
 	assert_int_equal(run.cl[C_HANGUP].n, 2);
-	assert_int_equal(run.srv[C_HANGUP].ntarpits, 0);
-	assert_true(TAILQ_EMPTY(&run.srv[C_HANGUP].tarpits));
+	assert_int_equal(tarpit_held(run.srv[C_HANGUP]), 0);
 }
 
 /* ---- quick cases, each with its own loop ---- */
@@ -388,21 +377,23 @@ static void
 test_room(void **state)
 {
 	struct greyd_conf c;
-	struct server srv;
+	struct event_base *base;
+	struct server *srv;
 	struct client cl[3];
 	char ch;
 	int i;
 
 	(void)state;
 	conf_init(&c, "60s", "2");
-	server_init(&srv, event_base_new(), &c);
-	assert_non_null(srv.base);
-	assert_true(tarpit_room(&srv));
+	assert_non_null(base = event_base_new());
+	assert_non_null(srv = server_new(base));
+	assert_true(tarpit_room(srv, &c));
 	for (i = 0; i < 2; i++)
-		assert_int_equal(client_start(&cl[i], &srv, true, "550 x",
+		assert_int_equal(client_start(&cl[i], srv, &c, true, "550 x",
 		    NULL), 0);
-	assert_false(tarpit_room(&srv));
-	assert_int_equal(srv.ntarpits, 2);
+	assert_false(tarpit_room(srv, &c));
+	assert_int_equal(tarpit_held(srv), 2);
+	assert_int_equal(server_count(srv, NULL), 0);	/* not counted */
 
 	/* the third is refused and its socket left alone */
 	{
@@ -410,7 +401,7 @@ test_room(void **state)
 
 		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM |
 		    SOCK_NONBLOCK, 0, sv), 0);
-		assert_int_equal(tarpit_start(&srv, sv[0], "192.0.2.3", 1,
+		assert_int_equal(tarpit_start(srv, &c, sv[0], "192.0.2.3", 1,
 		    true, "550 x", "test"), -1);
 		assert_int_not_equal(fcntl(sv[0], F_GETFD), -1);
 		assert_int_equal(send(sv[0], "x", 1, 0), 1);
@@ -418,18 +409,18 @@ test_room(void **state)
 		close(sv[0]);
 		close(sv[1]);
 	}
-	assert_int_equal(srv.ntarpits, 2);
+	assert_int_equal(tarpit_held(srv), 2);
+	c.max_tarpit_sessions = 3;
+	assert_true(tarpit_room(srv, &c));
+	c.max_tarpit_sessions = 0;
+	assert_false(tarpit_room(srv, &c));
 
-	tarpit_close_all(&srv);
-	assert_int_equal(srv.ntarpits, 0);
-	assert_true(tarpit_room(&srv));
+	server_free(srv);
 	for (i = 0; i < 2; i++) {
 		assert_int_equal(recv(cl[i].fd, &ch, 1, MSG_DONTWAIT), 0);
 		client_close(&cl[i]);
 	}
-	c.max_tarpit_sessions = 0;
-	assert_false(tarpit_room(&srv));
-	event_base_free(srv.base);
+	event_base_free(base);
 	conf_free(&c);
 }
 
@@ -438,16 +429,20 @@ static bool drain_expired;
 static void
 deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
+	(void)fd;
+	(void)what;
 	drain_expired = true;
 	event_base_loopbreak(arg);
 }
 
-/* A draining server with nothing else left exits with its last tarpit. */
+/* A drain closes every tarpit at once; with nothing else left, the loop
+ * ends then, long before the drain timeout. */
 static void
-test_drain_exit(void **state)
+test_drain_closes(void **state)
 {
 	struct greyd_conf c;
-	struct server srv;
+	struct event_base *base;
+	struct server *srv;
 	struct client cl;
 	struct event *deadline;
 	struct timeval tv = { 5, 0 };
@@ -455,21 +450,24 @@ test_drain_exit(void **state)
 
 	(void)state;
 	conf_init(&c, "60s", "10");
-	server_init(&srv, event_base_new(), &c);
-	assert_non_null(srv.base);
-	srv.draining = true;
-	assert_int_equal(client_start(&cl, &srv, false, "550 x", NULL), 0);
-	client_close(&cl);		/* hangs up at once */
-	deadline = evtimer_new(srv.base, deadline_cb, srv.base);
+	assert_non_null(base = event_base_new());
+	assert_non_null(srv = server_new(base));
+	assert_int_equal(client_start(&cl, srv, &c, false, "550 x", NULL), 0);
+	deadline = evtimer_new(base, deadline_cb, base);
 	assert_int_equal(evtimer_add(deadline, &tv), 0);
 	t = now_s();
-	assert_int_equal(event_base_dispatch(srv.base), 0);
+	server_drain(srv, 60);
+	assert_int_equal(tarpit_held(srv), 0);
+	assert_int_equal(event_base_dispatch(base), 0);
 	assert_false(drain_expired);
-	assert_true(event_base_got_exit(srv.base));
-	assert_true(now_s() - t < 2.5);	/* the first octet fails */
-	assert_int_equal(srv.ntarpits, 0);
+	assert_true(event_base_got_exit(base));
+	assert_true(now_s() - t < 1.0);
+	assert_true(cl.done);			/* EOF seen by the client */
+	assert_true(cl.eof_at >= 0);
+	client_close(&cl);
 	event_free(deadline);
-	event_base_free(srv.base);
+	server_free(srv);
+	event_base_free(base);
 	conf_free(&c);
 }
 
@@ -481,15 +479,15 @@ test_memory(void **state)
 	enum { N = 200 };
 	int fds[N][2];
 	struct greyd_conf c;
-	struct server srv;
+	struct event_base *base;
+	struct server *srv;
 	struct mallinfo2 before = { 0 }, after;
-	size_t size;
 	int i, saved, null;
 
 	(void)state;
 	conf_init(&c, "60s", "5000");
-	server_init(&srv, event_base_new(), &c);
-	assert_non_null(srv.base);
+	assert_non_null(base = event_base_new());
+	assert_non_null(srv = server_new(base));
 	fflush(stderr);
 	assert_true((saved = dup(2)) >= 0);	/* no 2 x 200 log lines */
 	assert_true((null = open("/dev/null", O_WRONLY)) >= 0);
@@ -500,24 +498,21 @@ test_memory(void **state)
 		/* the first warms the base up (its common timeout) */
 		if (i == 1)
 			before = mallinfo2();
-		assert_int_equal(tarpit_start(&srv, fds[i][0], "192.0.2.1", 1,
-		    false, "550 x", "test"), 0);
+		assert_int_equal(tarpit_start(srv, &c, fds[i][0], "192.0.2.1",
+		    1, false, "550 x", "test"), 0);
 	}
 	after = mallinfo2();
-	size = malloc_usable_size(TAILQ_FIRST(&srv.tarpits));
-	tarpit_close_all(&srv);
+	server_free(srv);
 	dup2(saved, 2);
 	close(saved);
 	close(null);
-	printf("# struct tarpit: %zu octets allocated (malloc_usable_size)\n",
-	    size);
 	if (after.uordblks > before.uordblks)
 		printf("# heap per tarpitted connection: %zu octets (%d "
 		    "connections)\n", (after.uordblks - before.uordblks) /
 		    (N - 1), N - 1);
 	for (i = 0; i < N; i++)
 		close(fds[i][1]);
-	event_base_free(srv.base);
+	event_base_free(base);
 	conf_free(&c);
 }
 
@@ -529,13 +524,13 @@ main(void)
 		cmocka_unit_test(test_banner_stuttered),
 		cmocka_unit_test(test_hangup_while_stuttering),
 		cmocka_unit_test(test_reply_per_read),
-		cmocka_unit_test(test_close_all),
+		cmocka_unit_test(test_teardown_closes),
 		cmocka_unit_test(test_quit),
 		cmocka_unit_test(test_timeout_while_stuttering),
 		cmocka_unit_test(test_timeout_while_listening),
 		cmocka_unit_test(test_hangup_while_listening),
 		cmocka_unit_test(test_room),
-		cmocka_unit_test(test_drain_exit),
+		cmocka_unit_test(test_drain_closes),
 		cmocka_unit_test(test_memory),
 	};
 
