@@ -2,7 +2,7 @@
  * callout.c — the recipient callout to the backend (see callout.h).
  *
  * One backend connection, opened on demand through relay.c (identity
- * header, EHLO greyd's hostname) and closed after CALLOUT_IDLE seconds
+ * header, EHLO greyd's hostname) and closed after callout_idle_timeout
  * without a query.  Queries wait in a FIFO; the one at its head is probed
  * with MAIL FROM:<> (once per transaction), RCPT TO:<addr>, RSET, and its
  * answer serves every queued query for the same address.  Postfix counts
@@ -29,7 +29,6 @@
 #include "relay.h"
 
 #define CALLOUT_QUEUE_MAX	1000	/* queries waiting for the backend */
-#define CALLOUT_IDLE		30	/* seconds before an idle connection closes */
 #define CALLOUT_CONN_PROBES	50	/* probes per connection (RSETs < 100) */
 #define CALLOUT_CONN_ERRORS	5	/* non-2xx answers per connection (< 10) */
 #define CALLOUT_REPLY_LOG	200	/* octets of a backend reply in the log */
@@ -253,7 +252,7 @@ callout_connect(struct callout *co)
 static void
 callout_kick(struct callout *co)
 {
-	struct timeval idle = { CALLOUT_IDLE, 0 };
+	struct timeval idle = { conf_current()->callout_idle_timeout, 0 };
 	struct callout_query *q = TAILQ_FIRST(&co->queue);
 	char line[RCPT_KEY_LEN + 16];
 

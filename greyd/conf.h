@@ -88,6 +88,7 @@ struct greyd_conf {
 	int greylist_delay;		/* seconds */
 	int greylist_retry_window;	/* seconds a grey entry waits for its retry */
 	int white_expiry;		/* seconds, refreshed on each delivery */
+	int white_refresh_interval;	/* seconds between refreshes by the fast path */
 	int greylist_ipv4_prefix;
 	int greylist_ipv6_prefix;
 	bool greylist_exempt_postmaster;
@@ -102,6 +103,7 @@ struct greyd_conf {
 	enum recipient_verify recipient_verify;
 	int rcpt_positive_expiry;	/* seconds a callout "valid" is cached */
 	int rcpt_negative_expiry;	/* seconds a callout "unknown" is cached */
+	int callout_idle_timeout;	/* seconds an idle callout connection stays */
 	int max_unknown_recipients;	/* per session, then 421 */
 	struct conf_list spamtrap_maps;	/* files of spamtrap addresses */
 	int trap_expiry;		/* seconds a trapped client stays trapped */

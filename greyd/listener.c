@@ -1,25 +1,17 @@
 /*
  * listener.c — listening sockets, accept and routing (see listener.h).
  *
- * Routing at accept (one decision, logged on one line):
- *   allow_clients match          -> FAST ... allow=CIDR  (relay_splice)
- *   trapped (trap table)         -> TARPIT (trap_action = tarpit, room left)
- *                                   or a session that rejects every RCPT
- *   cached DNS lists: listed     -> greyd's own session (white ignored)
- *                     trusted    -> FAST ... dnswl score=N lists="..."
- *   white entry in the trust DB  -> FAST ... white=KEY   (relay_splice;
- *                                   the DNS lists are looked up meanwhile
- *                                   for the next connection)
- *   otherwise                    -> greyd's own SMTP session (session_new)
- * allow_clients wins over a trap (the admin said so); a trap wins over a
- * white entry (a trapped client is never treated as whitelisted).  Before
- * any of that, limits.c counts the connection: over a limit the client gets
- * 421 4.7.0 and is closed (LIMIT log line).  Trusted clients (allow or
- * white) get trusted_limit_multiplier times the per-client limits.
- * Tarpitted connections are not counted (max_tarpit_sessions bounds them).
- * A whitelisted client's entry is refreshed at most once a minute, so a
- * busy trusted sender does not cost a database write per connection.
- */
+ * At accept, limits.c counts the connection first: over a limit the client
+ * gets 421 4.7.0 and is closed (LIMIT log line).  Then the facts about the
+ * client (allow_clients, its trap and white records, the DNS lists' cached
+ * result) go to policy_route, whose decision is logged on one line and
+ * taken: FAST (relay_splice; for a white client the DNS lists are looked
+ * up meanwhile, for its next connection, and its white entry refreshed by
+ * the trust layer), TRAPPED (the tarpit while trap_action = tarpit has
+ * room, else a session that rejects every RCPT), or greyd's own session.
+ * Trusted clients (the fast path) get trusted_limit_multiplier times the
+ * per-client limits.  Tarpitted connections are not counted
+ * (max_tarpit_sessions bounds them). */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -33,24 +25,20 @@
 
 #include "clock.h"
 #include "dnsbl.h"
-#include "greylist.h"
 #include "greyd_limits.h"
 #include "listener.h"
 #include "log.h"
 #include "netaddr.h"
+#include "policy.h"
 #include "relay.h"
 #include "server.h"
 #include "session.h"
 #include "tarpit.h"
-#include "trustdb.h"
+#include "trust.h"
 
 #define LISTEN_BACKLOG		1024
-#define WHITE_REFRESH_SLACK	60	/* seconds between refresh writes */
 #define LIMITS_SWEEP_SECONDS	10
 #define LIMITS_SWEEP_BATCH	4096
-
-/* The route a new connection takes. */
-enum route { ROUTE_SESSION, ROUTE_FAST, ROUTE_TRAPPED };
 
 struct listener {
 	const struct session_deps *d;	/* what sessions and the route use */
@@ -59,88 +47,39 @@ struct listener {
 	int nlisteners;
 };
 
-static bool
-listener_allowed(const struct greyd_conf *c, const struct netaddr *a,
-    char *why, size_t whylen)
+/* Gather what policy_route needs and decide; see the header comment. */
+static void
+listener_route(struct listener *l, const struct greyd_conf *c,
+    const struct netaddr *a, const char *addr, struct route_decision *d)
 {
+	struct trustdb *db = trust_db(l->d->trust);
 	char key[NETADDR_STRLEN];
-	size_t i;
-
-	for (i = 0; i < c->nallow_clients; i++) {
-		if (netaddr_in_cidr(a, &c->allow_clients[i])) {
-			netaddr_key(&c->allow_clients[i].net,
-			    c->allow_clients[i].prefix, key, sizeof(key));
-			snprintf(why, whylen, "allow=%s", key);
-			return true;
-		}
-	}
-	return false;
-}
-
-/* Whitelisted in the trust database?  Fills why ("white=...") if so. */
-static bool
-listener_white(struct listener *l, const struct greyd_conf *c,
-    const struct netaddr *a, char *why, size_t whylen)
-{
-	char key[NETADDR_STRLEN];
+	struct client_facts f = { .allow = policy_allowed(c, a) };
+	struct dnsbl_result bl;
+	struct trap_rec t;
 	struct white_rec w;
 	int64_t now = clock_now();
 
-	if (trustdb_find_white(l->d->db, a, now,
-	    (uint32_t)c->auto_whitelist_after, key, sizeof(key), &w) != 0)
-		return false;
-	snprintf(why, whylen, "white=%s", key);
-	if (now - w.last_seen >= WHITE_REFRESH_SLACK) {
-		greylist_white_refresh(c, &w, now);
-		(void)trustdb_put_white(l->d->db, key, &w);
+	if (f.allow == NULL) {
+		if (trustdb_find_trap(db, addr, now, &t) == 0)
+			f.trap = &t;
+		if (l->d->dnsbl != NULL &&
+		    dnsbl_cached_client(l->d->dnsbl, a, clock_ms(), &bl))
+			f.bl = &bl;
+		if (trustdb_find_white(db, a, now,
+		    (uint32_t)c->auto_whitelist_after, key, sizeof(key),
+		    &w) == 0) {
+			f.white_key = key;
+			f.white = &w;
+		}
 	}
-	return true;
-}
-
-/*
- * The cached verdict of the DNS lists: ROUTE_SESSION for a listed client
- * (its session applies dnsbl_action, even to a whitelisted client),
- * ROUTE_FAST for a trusted one, -1 when nothing is cached or neither.
- */
-static int
-listener_dnsbl(struct listener *l, const struct greyd_conf *c,
-    const struct netaddr *a, char *why, size_t whylen)
-{
-	struct dnsbl_result r;
-
-	if (l->d->dnsbl == NULL ||
-	    !dnsbl_cached_client(l->d->dnsbl, a, clock_ms(), &r))
-		return -1;
-	if (r.score >= c->dnsbl_threshold)
-		return ROUTE_SESSION;
-	if (r.score > c->dnswl_threshold)
-		return -1;
-	snprintf(why, whylen, "dnswl score=%d lists=\"%s\"", r.score, r.hits);
-	return ROUTE_FAST;
-}
-
-static enum route
-listener_route(struct listener *l, const struct greyd_conf *c,
-    const struct netaddr *a, const char *addr, char *why, size_t whylen)
-{
-	struct trap_rec t;
-	int bl;
-
-	if (listener_allowed(c, a, why, whylen))
-		return ROUTE_FAST;
-	if (trustdb_find_trap(l->d->db, addr, clock_now(), &t) == 0) {
-		snprintf(why, whylen, "trapped until %lld",
-		    (long long)t.expire);
-		return ROUTE_TRAPPED;
-	}
-	if ((bl = listener_dnsbl(l, c, a, why, whylen)) != -1)
-		return (enum route)bl;
-	if (!listener_white(l, c, a, why, whylen))
-		return ROUTE_SESSION;
+	policy_route(c, &f, d);
+	if (d->reason != ROUTE_BY_WHITE)
+		return;
+	trust_white_seen(l->d->trust, c, key, &w, now);
 	/* Look the lists up for this client's next connection. */
 	if (l->d->dnsbl != NULL)
 		dnsbl_release(dnsbl_client(l->d->dnsbl, a, clock_ms()));
-	return ROUTE_FAST;
 }
 
 static unsigned
@@ -172,7 +111,7 @@ listener_refuse(struct listener *l, const struct greyd_conf *c,
 	memcpy(reply + n, "\r\n", 2);
 	(void)send(fd, reply, n + 2, MSG_NOSIGNAL | MSG_DONTWAIT);
 	evutil_closesocket(fd);
-	(void)trustdb_add_client(l->d->db, addr, clock_now(), &add);
+	(void)trust_client(l->d->trust, addr, clock_now(), &add);
 }
 
 /* A trapped client: tarpit it, or give it a session that rejects it. */
@@ -184,8 +123,7 @@ listener_trapped(struct listener *l, const struct greyd_conf *c,
 	char reply[TARPIT_REPLY_MAX];
 
 	if (c->trap_action == ACTION_TARPIT && tarpit_room(l->d->srv, c)) {
-		snprintf(reply, sizeof(reply), "550 5.7.1 Service unavailable; "
-		    "client [%s] trapped", addr);
+		policy_trapped_reply(addr, reply, sizeof(reply));
 		if (tarpit_start(l->d->srv, c, fd, addr, sockaddr_port(peer),
 		    true, reply, "trap") == 0) {
 			limits_disconnect(l->d->limits, a);
@@ -204,10 +142,10 @@ listener_accept_cb(struct evconnlistener *el, evutil_socket_t fd,
 	const struct greyd_conf *c = conf_current();
 	struct sockaddr_storage local;
 	socklen_t locallen = sizeof(local);
-	char addr[NETADDR_STRLEN], why[DNSBL_HITS_MAX + 64];
+	char addr[NETADDR_STRLEN];
 	const struct client_rec one = { .connections = 1 };
+	struct route_decision rd;
 	struct netaddr a;
-	enum route route;
 	enum limit_verdict v;
 	int mult;
 
@@ -217,25 +155,26 @@ listener_accept_cb(struct evconnlistener *el, evutil_socket_t fd,
 		return;
 	}
 	netaddr_format(&a, addr, sizeof(addr));
-	route = listener_route(l, c, &a, addr, why, sizeof(why));
-	mult = route == ROUTE_FAST ? c->trusted_limit_multiplier : 1;
+	listener_route(l, c, &a, addr, &rd);
+	mult = rd.route == ROUTE_FAST ? c->trusted_limit_multiplier : 1;
 	v = limits_connect(d->limits, c, &a, server_count(d->srv, NULL), mult,
 	    clock_ms());
 	if (v != LIMIT_OK) {
 		listener_refuse(l, c, fd, &a, addr, sockaddr_port(peer), v, mult);
 		return;
 	}
-	switch (route) {
+	switch (rd.route) {
 	case ROUTE_FAST:
-		log_info("FAST [%s]:%u %s", addr, sockaddr_port(peer), why);
-		(void)trustdb_add_client(d->db, addr, clock_now(), &one);
+		log_info("FAST [%s]:%u %s", addr, sockaddr_port(peer), rd.why);
+		(void)trust_client(d->trust, addr, clock_now(), &one);
 		if (relay_splice(d->srv, d->limits, c, fd, peer,
 		    (struct sockaddr *)&local) == NULL)
 			limits_disconnect(d->limits, &a);
 		break;
 	case ROUTE_TRAPPED:
 		log_info("TRAPPED [%s]:%u %s action=%s", addr,
-		    sockaddr_port(peer), why, conf_action_name(c->trap_action));
+		    sockaddr_port(peer), rd.why,
+		    conf_action_name(c->trap_action));
 		listener_trapped(l, c, fd, peer, (struct sockaddr *)&local, &a,
 		    addr);
 		break;

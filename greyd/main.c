@@ -42,6 +42,7 @@
 #include "server.h"
 #include "session.h"
 #include "spf.h"
+#include "trust.h"
 #include "trustdb.h"
 
 #define MAX_OVERRIDES 64
@@ -184,7 +185,9 @@ struct daemon {
 	const struct options *opt;
 	struct listener *listener;
 	struct dns *dns;
-	struct session_deps deps;	/* srv, db, limits, dnsbl, spf, callout */
+	struct trustdb *db;
+	struct session_deps deps;	/* srv, trust, limits, dnsbl, spf,
+					 * callout */
 	struct event *hup, *term, *intr;
 };
 
@@ -213,7 +216,7 @@ reload_cb(evutil_socket_t sig, short what, void *arg)
 	conf_install(c);
 	log_info("configuration reloaded from %s",
 	    dm->opt->config != NULL ? dm->opt->config : "embedded defaults");
-	if (rcpt_load_maps(c, dm->deps.db, clock_now(), err,
+	if (rcpt_load_maps(c, dm->db, clock_now(), err,
 	    sizeof(err)) != 0)
 		log_err("maps not reloaded, the previous ones stay: %s", err);
 	if (dns_reconfigure(dm->dns, c, err, sizeof(err)) != 0)
@@ -231,22 +234,6 @@ term_cb(evutil_socket_t sig, short what, void *arg)
 	log_info("signal %d: stopping", (int)sig);
 	listener_stop(dm->listener);
 	server_drain(dm->deps.srv, conf_current()->drain_timeout);
-}
-
-static void
-expire_cb(void *arg)
-{
-	int n = trustdb_expire_step(arg, clock_now(),
-	    conf_current()->db_expire_batch);
-
-	if (n > 0)
-		log_debug("expired %d trust database records", n);
-}
-
-static void
-checkpoint_cb(void *arg)
-{
-	(void)trustdb_checkpoint(arg);
 }
 
 static struct event_base *
@@ -300,7 +287,7 @@ start_checks(struct daemon *dm, struct event_base *base)
 		return -1;
 	}
 	if ((d->dnsbl = dnsbl_new(base, dm->dns)) == NULL ||
-	    (d->callout = callout_new(base, d->db)) == NULL) {
+	    (d->callout = callout_new(base, dm->db)) == NULL) {
 		log_err("out of memory");
 		return -1;
 	}
@@ -321,15 +308,16 @@ run(struct daemon *dm)
 	char err[CONF_ERRLEN];
 	int rc = 1;
 
-	if ((d->db = trustdb_open(c->db_dir, err, sizeof(err))) == NULL) {
+	if ((dm->db = trustdb_open(c->db_dir, err, sizeof(err))) == NULL) {
 		log_err("trust database: %s", err);
-		return 1;
+		goto out;
 	}
-	if (rcpt_load_maps(c, d->db, clock_now(), err, sizeof(err)) != 0) {
+	if (rcpt_load_maps(c, dm->db, clock_now(), err, sizeof(err)) != 0) {
 		log_err("%s", err);
 		goto out;
 	}
-	if ((d->limits = limits_new()) == NULL ||
+	if ((d->trust = trust_new(dm->db)) == NULL ||
+	    (d->limits = limits_new()) == NULL ||
 	    (base = make_base()) == NULL ||
 	    (d->srv = server_new(base)) == NULL) {
 		log_err("out of memory");
@@ -338,9 +326,8 @@ run(struct daemon *dm)
 	if (start_checks(dm, base) != 0)
 		goto out;
 	if (add_signals(dm, base) != 0 ||
-	    server_every(d->srv, c->db_expire_interval, expire_cb, d->db) != 0 ||
-	    server_every(d->srv, c->db_checkpoint_interval, checkpoint_cb,
-	    d->db) != 0 || listener_start(dm->listener, d) != 0) {
+	    trust_maintain(d->trust, d->srv, c) != 0 ||
+	    listener_start(dm->listener, d) != 0) {
 		log_err("cannot start the event loop");
 		goto out;
 	}
@@ -369,7 +356,8 @@ out:
 		event_free(dm->intr);
 	if (base != NULL)
 		event_base_free(base);
-	trustdb_close(d->db);
+	trust_free(d->trust);
+	trustdb_close(dm->db);
 	limits_free(d->limits);
 	return rc;
 }

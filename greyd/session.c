@@ -60,12 +60,14 @@
 #include "log.h"
 #include "netaddr.h"
 #include "dnsbl.h"
+#include "policy.h"
 #include "rcpt.h"
 #include "relay.h"
 #include "session.h"
 #include "smtp.h"
 #include "spf.h"
 #include "tarpit.h"
+#include "trust.h"
 #include "trustdb.h"
 
 #define SESSION_PULL_MAX	(64 * 1024)	/* octets examined per pass */
@@ -113,8 +115,10 @@ struct session {
 	struct dnsbl_lookup *bl_sender;	/* rhsbl_sender_sites, from MAIL */
 	bool bl_client_seen;	/* its verdict is taken (and logged) */
 	bool bl_sender_seen;
-	bool bl_greylist;	/* listed, dnsbl_action = greylist */
-	bool dnswl;		/* trusted by the DNS whitelists */
+	struct dnsbl_result bl_client_r, bl_sender_r;	/* their results */
+	struct rcpt_facts rf;	/* what is known of the RCPT being decided */
+	char rcpt_why[48];	/* rf.rcpt_why: why the recipient is ... */
+	char white_key[NETADDR_STRLEN];	/* rf.white_key */
 	struct spf_check *spf;	/* in flight, from MAIL */
 	struct event *greet_ev;	/* the end of greet_wait */
 
@@ -153,6 +157,7 @@ static void session_event_cb(struct bufferevent *bev, short what, void *arg);
 static void session_process(struct session *s);
 static void session_free(struct session *s);
 static void session_backend_next(struct session *s);
+static void session_check_done(void *arg);
 
 /* ---- replies and closing ---- */
 
@@ -278,8 +283,7 @@ session_flush_counters(struct session *s)
 	/* Passed the before-220 test and made no protocol error since. */
 	if (s->greet_tested && !s->greet_failed)
 		add.greet_pass_until = now + s->conf->greet_pass_expiry;
-	if (s->d->db != NULL)
-		(void)trustdb_add_client(s->d->db, s->addrstr, now, &add);
+	(void)trust_client(s->d->trust, s->addrstr, now, &add);
 }
 
 /* Trap the client's address for trap_expiry; nothing of this session
@@ -287,14 +291,7 @@ session_flush_counters(struct session *s)
 static void
 session_trap_client(struct session *s, enum trap_reason why)
 {
-	int64_t now = clock_now();
-	struct trap_rec t = {
-		.trapped_at = now,
-		.expire = now + s->conf->trap_expiry,
-		.reason = (uint8_t)why,
-	};
-
-	(void)trustdb_put_trap(s->d->db, s->addrstr, &t);
+	(void)trust_trap(s->d->trust, s->conf, s->addrstr, why, clock_now());
 	s->count.trapped++;
 	s->trapped = true;
 	s->white = false;
@@ -373,157 +370,53 @@ session_caught(struct session *s, enum reject_reason reason,
 	return true;
 }
 
-/* A delivery refreshes the client key's white entry. */
-static void
-session_white_delivered(struct session *s)
-{
-	char key[NETADDR_STRLEN];
-	struct white_rec w;
-	int64_t now = clock_now();
+/* ---- RCPT: the facts policy.c asks for, and its verdict ---- */
 
-	if (trustdb_find_white(s->d->db, &s->addr, now,
-	    (uint32_t)s->conf->auto_whitelist_after, key, sizeof(key),
-	    &w) != 0)
-		return;
-	greylist_white_refresh(s->conf, &w, now);
-	if (w.messages < UINT32_MAX)
-		w.messages++;
-	(void)trustdb_put_white(s->d->db, key, &w);
-}
-
-/* ---- RCPT: the greylist decision ---- */
-
-enum grey_outcome { GREY_FORWARD, GREY_ANSWERED };
-
-static enum grey_outcome
-session_greylist(struct session *s, const char *rcpt)
-{
-	const struct greyd_conf *c = s->conf;
-	char ckey[NETADDR_STRLEN], tkey[TRUSTDB_KEY_MAX];
-	struct grey_rec old, upd;
-	struct white_rec w;
-	enum greylist_verdict v;
-	size_t klen;
-	int rc, wait;
-	int64_t now = clock_now();
-	/* SPF pass: the triplet names the domain, not the address */
-	const char *tclient = s->spf_key != NULL ? s->spf_key : ckey;
-
-	greylist_client_key(c, &s->addr, ckey, sizeof(ckey));
-	klen = greylist_triplet_key(tkey, sizeof(tkey), tclient, s->sender,
-	    rcpt);
-	rc = klen == 0 ? -1 : trustdb_get_grey(s->d->db, tkey, klen, &old);
-	if (rc < 0) {
-		log_warn("TEMPFAIL [%s]:%u from=<%s> to=<%s> trust database error",
-		    s->addrstr, s->port, s->sender, rcpt);
-		session_reply(s, "451 4.3.0 <%s>: Temporary lookup failure", rcpt);
-		return GREY_ANSWERED;
-	}
-	v = greylist_decide_min(c, rc == 0 ? &old : NULL, now,
-	    s->bl_greylist ? c->dnsbl_greylist_delay : 0, &upd, &wait);
-	if (v != GREYLIST_PASS) {
-		(void)trustdb_put_grey(s->d->db, tkey, klen, &upd);
-		s->count.greylisted++;
-		log_info("GREY [%s]:%u from=<%s> to=<%s> delay=%d attempts=%u"
-		    "%s%s", s->addrstr, s->port, s->sender, rcpt, wait,
-		    upd.attempts, s->spf_key != NULL ? " key=" : "",
-		    s->spf_key != NULL ? s->spf_key : "");
-		session_reply(s, "451 4.7.1 <%s>: Greylisted, try again in %d "
-		    "seconds", rcpt, wait);
-		return GREY_ANSWERED;
-	}
-	/* Whitelist the client key first, then forget the triplet: a crash in
-	 * between leaves a harmless grey record, never a lost pass. */
-	greylist_white_pass(c, trustdb_get_white(s->d->db, ckey, &w) == 0 ?
-	    &w : NULL, now, &w);
-	(void)trustdb_put_white(s->d->db, ckey, &w);
-	if (rc == 0)
-		(void)trustdb_del_grey(s->d->db, tkey, klen);
-	s->white = true;
-	s->count.passed++;
-	log_info("PASS [%s]:%u from=<%s> to=<%s> waited=%lld white=%s "
-	    "passes=%u/%d%s%s", s->addrstr, s->port, s->sender, rcpt,
-	    rc == 0 ? (long long)(now - old.first_seen) : 0LL, ckey, w.passes,
-	    c->auto_whitelist_after > 1 ? c->auto_whitelist_after : 1,
-	    s->spf_key != NULL ? " key=" : "",
-	    s->spf_key != NULL ? s->spf_key : "");
-	return GREY_FORWARD;
-}
-
+static void session_rcpt_decide(struct session *s);
 static void session_suspend(struct session *s);
 static void session_resume(struct session *s);
 
+/* Log a DNS list's verdict once per lookup: score, lists hit, silent. */
 static void
-session_reject_trapped(struct session *s)
+session_dnsbl_log(struct session *s, const char *what,
+    const struct dnsbl_result *r, bool sender)
 {
-	session_count_reject(s, REJECT_TRAP);
-	log_info("REJECT [%s]:%u from=<%s> to=<%s> trapped", s->addrstr,
-	    s->port, s->sender, s->rcpt);
-	session_reply(s, "550 5.7.1 Service unavailable; client [%s] blocked",
-	    s->addrstr);
+	if (r->score == 0 && r->silent[0] == '\0')
+		return;
+	log_info("DNSBL [%s]:%u from=<%s> %s score=%d lists=\"%s\"%s%s%s "
+	    "%s", s->addrstr, s->port, s->sender, what, r->score, r->hits,
+	    r->silent[0] != '\0' ? " silent=\"" : "", r->silent,
+	    r->silent[0] != '\0' ? "\"" : "",
+	    policy_listed(s->conf, r) ? "listed" :
+	    policy_trusted(s->conf, r, sender) ? "trusted" : "not listed");
 }
 
-/* A RCPT to a spamtrap: trap the client, then reject or tarpit it. */
-static void
-session_spamtrap(struct session *s)
+/* The lists are needed: wait for a lookup still out (true), or take the
+ * results. */
+static bool
+session_rcpt_lists(struct session *s)
 {
-	const struct greyd_conf *c = s->conf;
-	char reply[TARPIT_REPLY_MAX];
+	struct dnsbl_lookup *l = NULL;
 
-	log_info("TRAP [%s]:%u from=<%s> to=<%s> spamtrap expiry=%d action=%s",
-	    s->addrstr, s->port, s->sender, s->rcpt, c->trap_expiry,
-	    conf_action_name(c->trap_action));
-	session_trap_client(s, TRAP_SPAMTRAP);
-	session_count_reject(s, REJECT_TRAP);
-	snprintf(reply, sizeof(reply), "550 5.7.1 Service unavailable; client "
-	    "[%s] blocked", s->addrstr);
-	if (c->trap_action == ACTION_TARPIT &&
-	    session_tarpit(s, reply, "spamtrap", false))
-		return;
-	session_reply(s, "%s", reply);
-}
-
-/* The recipient is known (or need not be): greylist it, then relay it. */
-static void
-session_rcpt_checked(struct session *s, enum rcpt_verdict v, const char *why)
-{
-	const struct greyd_conf *c = s->conf;
-
-	if (v == RCPT_UNKNOWN) {
-		s->unknown_rcpts++;
-		session_count_reject(s, REJECT_RCPT);
-		log_info("NOQUEUE [%s]:%u from=<%s> to=<%s> unknown recipient "
-		    "(%s)", s->addrstr, s->port, s->sender, s->rcpt, why);
-		session_reply(s, "550 5.1.1 <%s>: Recipient address rejected",
-		    s->rcpt);
-		if (s->unknown_rcpts <= (unsigned)c->max_unknown_recipients)
-			return;
-		log_info("REJECT [%s]:%u too many unknown recipients (%u)",
-		    s->addrstr, s->port, s->unknown_rcpts);
-		session_reply(s, "421 4.7.0 %s Error: too many unknown "
-		    "recipients", c->hostname);
-		session_close(s);
-		return;
+	if (s->bl_client != NULL && !dnsbl_done(s->bl_client))
+		l = s->bl_client;
+	else if (s->bl_sender != NULL && !dnsbl_done(s->bl_sender))
+		l = s->bl_sender;
+	if (l != NULL && dnsbl_wait(l, session_check_done, s)) {
+		session_suspend(s);
+		s->await = AW_DNSBL;
+		return true;
 	}
-	if (v == RCPT_TEMPFAIL) {
-		log_info("TEMPFAIL [%s]:%u from=<%s> to=<%s> recipient "
-		    "verification failed (%s)", s->addrstr, s->port, s->sender,
-		    s->rcpt, why);
-		session_reply(s, "450 4.1.1 <%s>: Recipient address rejected: "
-		    "unverified address, try again later", s->rcpt);
-		return;
+	if (s->bl_client != NULL) {
+		dnsbl_result(s->bl_client, &s->bl_client_r);
+		s->rf.bl_client = &s->bl_client_r;
 	}
-	if (greylist_exempt(c, s->rcpt))
-		log_info("EXEMPT [%s]:%u from=<%s> to=<%s>", s->addrstr,
-		    s->port, s->sender, s->rcpt);
-	else if ((s->bl_greylist || s->spf_greylist ||
-	    (!s->white && !s->dnswl)) &&
-	    session_greylist(s, s->rcpt) == GREY_ANSWERED)
-		return;
-	snprintf(s->pending, sizeof(s->pending), "RCPT TO:<%s>%s%s", s->rcpt,
-	    s->rcpt_params[0] != '\0' ? " " : "", s->rcpt_params);
-	s->await = AW_RCPT;
-	session_backend_next(s);
+	if (s->bl_sender != NULL) {
+		dnsbl_result(s->bl_sender, &s->bl_sender_r);
+		s->rf.bl_sender = &s->bl_sender_r;
+	}
+	s->rf.lists_known = true;
+	return false;
 }
 
 static void
@@ -532,174 +425,186 @@ session_callout_done(void *arg, enum rcpt_verdict v, const char *why)
 	struct session *s = arg;
 
 	s->callout = NULL;
+	s->rf.rcpt_verdict = v;
+	strlcpy(s->rcpt_why, why, sizeof(s->rcpt_why));
+	s->rf.rcpt_known = true;
+	session_check_done(s);
+}
+
+/* The recipient is checked: the maps and the cache now (false), or a
+ * callout to the backend, answered later (true). */
+static bool
+session_rcpt_verify(struct session *s)
+{
+	const char *why = "";
+	enum rcpt_verdict v;
+
+	v = rcpt_lookup(s->conf, trust_db(s->d->trust), s->rcpt, clock_now(),
+	    &why);
+	if (v == RCPT_CALLOUT) {
+		s->callout = callout_query(s->d->callout, s->rcpt,
+		    session_callout_done, s);
+		if (s->callout != NULL) {
+			session_suspend(s);
+			s->await = AW_CALLOUT;
+			return true;
+		}
+		v = RCPT_TEMPFAIL;
+		why = "callout queue full";
+	}
+	s->rf.rcpt_verdict = v;
+	strlcpy(s->rcpt_why, why, sizeof(s->rcpt_why));
+	s->rf.rcpt_known = true;
+	return false;
+}
+
+/* The greylist decision, stored by the trust layer. */
+static void
+session_rcpt_grey(struct session *s, int min_delay)
+{
+	char ckey[NETADDR_STRLEN], tkey[TRUSTDB_KEY_MAX];
+	struct trust_grey g;
+	size_t klen;
+	int64_t now = clock_now();
+
+	greylist_client_key(s->conf, &s->addr, ckey, sizeof(ckey));
+	/* SPF pass: the triplet names the domain, not the address */
+	klen = greylist_triplet_key(tkey, sizeof(tkey),
+	    s->spf_key != NULL ? s->spf_key : ckey, s->sender, s->rcpt);
+	s->rf.grey_known = true;
+	if (klen == 0 || trust_greylist(s->d->trust, s->conf, ckey, tkey, klen,
+	    min_delay, now, &g) != 0) {
+		s->rf.grey_failed = true;
+		return;
+	}
+	s->rf.grey = g.verdict;
+	s->rf.wait = g.wait;
+	s->rf.attempts = g.rec.attempts;
+	s->rf.waited = g.had ? (long long)(now - g.old.first_seen) : 0;
+	strlcpy(s->white_key, ckey, sizeof(s->white_key));
+	s->rf.white_key = s->white_key;
+	s->rf.passes = g.white.passes;
+}
+
+/* Log what was decided, then the lines of the DNS lists it took. */
+static void
+session_rcpt_log(struct session *s, const struct rcpt_decision *d)
+{
+	int i;
+
+	if (d->took_client_list && !s->bl_client_seen) {
+		s->bl_client_seen = true;
+		session_dnsbl_log(s, "client", s->rf.bl_client, false);
+	}
+	if (d->took_sender_list && !s->bl_sender_seen) {
+		s->bl_sender_seen = true;
+		session_dnsbl_log(s, "sender", s->rf.bl_sender, true);
+	}
+	for (i = 0; i < 2; i++) {
+		if (d->log[i].word == NULL)
+			continue;
+		if (d->log[i].warn)
+			log_warn("%s [%s]:%u %s", d->log[i].word, s->addrstr,
+			    s->port, d->log[i].text);
+		else
+			log_info("%s [%s]:%u %s", d->log[i].word, s->addrstr,
+			    s->port, d->log[i].text);
+	}
+}
+
+/* Do what policy_rcpt decided. */
+static void
+session_rcpt_act(struct session *s, const struct rcpt_decision *d)
+{
+	session_rcpt_log(s, d);
+	if (d->counts_reject)
+		session_count_reject(s, d->reason);
+	if (d->unknown_rcpt)
+		s->unknown_rcpts++;
+	if (d->greylisted)
+		s->count.greylisted++;
+	if (d->passed) {
+		s->white = true;
+		s->count.passed++;
+	}
+	if (d->trap)
+		session_trap_client(s, TRAP_SPAMTRAP);
+	if (d->tarpit && session_tarpit(s, d->reply, d->tarpit_why, false))
+		return;
+	if (d->kind == RCPT_V_REFUSE) {
+		session_reply(s, "%s", d->reply);
+		if (d->close_reply[0] != '\0') {
+			session_reply(s, "%s", d->close_reply);
+			session_close(s);
+		}
+		return;
+	}
+	snprintf(s->pending, sizeof(s->pending), "RCPT TO:<%s>%s%s", s->rcpt,
+	    s->rcpt_params[0] != '\0' ? " " : "", s->rcpt_params);
+	s->await = AW_RCPT;
+	session_backend_next(s);
+}
+
+/* Ask policy_rcpt until it decides, gathering what it needs; a fact that
+ * takes time (a DNS lookup, a callout) suspends the session and comes
+ * back here through session_check_done. */
+static void
+session_rcpt_decide(struct session *s)
+{
+	struct rcpt_decision d;
+
+	for (;;) {
+		switch (policy_rcpt(s->conf, &s->rf, &d)) {
+		case STEP_NEED_LISTS:
+			if (session_rcpt_lists(s))
+				return;
+			break;
+		case STEP_NEED_RCPT:
+			if (session_rcpt_verify(s))
+				return;
+			break;
+		case STEP_NEED_GREY:
+			session_rcpt_grey(s, d.min_delay);
+			break;
+		case STEP_DONE:
+			session_rcpt_act(s, &d);
+			return;
+		}
+	}
+}
+
+/* A fact the RCPT waited for is there (the DNS lists, a callout). */
+static void
+session_check_done(void *arg)
+{
+	struct session *s = arg;
+
 	s->await = AW_NONE;
-	session_rcpt_checked(s, v, why);
+	session_rcpt_decide(s);
 	/* Answered here (not forwarded to the backend, not closed). */
 	if (s->state == SS_BACKEND && s->await == AW_NONE)
 		session_resume(s);
 }
 
 static void
-session_rcpt_verify(struct session *s)
-{
-	const char *why = "";
-	enum rcpt_verdict v;
-
-	v = rcpt_lookup(s->conf, s->d->db, s->rcpt, clock_now(), &why);
-	if (v != RCPT_CALLOUT) {
-		session_rcpt_checked(s, v, why);
-		return;
-	}
-	session_suspend(s);
-	s->await = AW_CALLOUT;
-	s->callout = callout_query(s->d->callout, s->rcpt, session_callout_done, s);
-	if (s->callout != NULL)
-		return;
-	s->await = AW_NONE;
-	session_rcpt_checked(s, RCPT_TEMPFAIL, "callout queue full");
-	if (s->state == SS_BACKEND && s->await == AW_NONE)
-		session_resume(s);
-}
-
-/* ---- RCPT: the DNS lists ---- */
-
-/* Log the verdict of a lookup once: its score, the lists hit, the silent. */
-static void
-session_dnsbl_log(struct session *s, const char *what,
-    const struct dnsbl_result *r, const char *verdict)
-{
-	if (r->score == 0 && r->silent[0] == '\0')
-		return;
-	log_info("DNSBL [%s]:%u from=<%s> %s score=%d lists=\"%s\"%s%s%s "
-	    "%s", s->addrstr, s->port, s->sender, what, r->score, r->hits,
-	    r->silent[0] != '\0' ? " silent=\"" : "", r->silent,
-	    r->silent[0] != '\0' ? "\"" : "", verdict);
-}
-
-/* Listed: reject, tarpit, or greylist with dnsbl_greylist_delay. */
-static bool
-session_dnsbl_listed(struct session *s, const struct dnsbl_result *r,
-    bool sender)
-{
-	const struct greyd_conf *c = s->conf;
-	char reply[SMTP_LINE_MAX - 1];	/* a reply line: 510 + NUL */
-	int n;
-
-	if (c->dnsbl_action == ACTION_GREYLIST) {
-		s->bl_greylist = true;
-		return false;
-	}
-	session_count_reject(s, REJECT_DNSBL);
-	n = dnsbl_reply(reply, sizeof(reply), r, s->addrstr,
-	    sender ? s->sender : NULL);
-	if (n >= (int)sizeof(reply))	/* a long TXT is cut, the line kept */
-		log_debug("session [%s]:%u: DNSBL reply cut to %zu octets",
-		    s->addrstr, s->port, sizeof(reply) - 1);
-	log_info("REJECT [%s]:%u from=<%s> to=<%s> dnsbl %s score=%d "
-	    "action=%s", s->addrstr, s->port, s->sender, s->rcpt, r->top,
-	    r->score, conf_action_name(c->dnsbl_action));
-	if (c->dnsbl_action == ACTION_TARPIT &&
-	    session_tarpit(s, reply, "dnsbl", false))
-		return true;
-	session_reply(s, "%s", reply);
-	return true;
-}
-
-/* One lookup's verdict: true if the RCPT is answered. */
-static bool
-session_dnsbl_verdict(struct session *s, struct dnsbl_lookup *l, bool sender,
-    bool *seen)
-{
-	const struct greyd_conf *c = s->conf;
-	struct dnsbl_result r;
-	bool listed, trusted;
-
-	if (l == NULL)
-		return false;
-	dnsbl_result(l, &r);
-	listed = r.score >= c->dnsbl_threshold;
-	/* a sender domain is forged at will: it never earns trust */
-	trusted = !sender && r.score <= c->dnswl_threshold;
-	if (!*seen) {
-		*seen = true;
-		session_dnsbl_log(s, sender ? "sender" : "client", &r,
-		    listed ? "listed" : trusted ? "trusted" : "not listed");
-		if (trusted)
-			s->dnswl = true;
-	}
-	return listed && session_dnsbl_listed(s, &r, sender);
-}
-
-static void session_rcpt_dnsbl(struct session *s);
-
-static void
-session_dnsbl_ready(void *arg)
-{
-	struct session *s = arg;
-
-	s->await = AW_NONE;
-	session_rcpt_dnsbl(s);
-	if (s->state == SS_BACKEND && s->await == AW_NONE)
-		session_resume(s);
-}
-
-/* Wait for the lookups (the first RCPT is where they are needed), decide. */
-static void
-session_rcpt_dnsbl(struct session *s)
-{
-	struct dnsbl_lookup *l = NULL;
-
-	if (s->bl_client != NULL && !dnsbl_done(s->bl_client))
-		l = s->bl_client;
-	else if (s->bl_sender != NULL && !dnsbl_done(s->bl_sender))
-		l = s->bl_sender;
-	if (l != NULL && dnsbl_wait(l, session_dnsbl_ready, s)) {
-		session_suspend(s);
-		s->await = AW_DNSBL;
-		return;
-	}
-	if (session_dnsbl_verdict(s, s->bl_client, false, &s->bl_client_seen) ||
-	    session_dnsbl_verdict(s, s->bl_sender, true, &s->bl_sender_seen))
-		return;
-	session_rcpt_verify(s);
-}
-
-static void
 session_rcpt(struct session *s, const struct smtp_command *cmd)
 {
-	const struct greyd_conf *c = s->conf;
-
 	if (!s->mail_seen) {
 		session_error(s, "503 5.5.1 Error: need MAIL command");
 		return;
 	}
-	if (s->nrcpt_seen >= (unsigned)limits_scaled(c->message_recipient_limit,
-	    s->mult)) {
-		if (s->nrcpt_seen++ == (unsigned)limits_scaled(
-		    c->message_recipient_limit, s->mult))
-			log_info("LIMIT [%s]:%u from=<%s> recipients per message "
-			    "(%d)", s->addrstr, s->port, s->sender,
-			    limits_scaled(c->message_recipient_limit, s->mult));
-		session_reply(s, "452 4.5.3 Error: too many recipients");
-		return;
-	}
-	s->nrcpt_seen++;
 	snprintf(s->rcpt, sizeof(s->rcpt), "%s", cmd->addr);
 	snprintf(s->rcpt_params, sizeof(s->rcpt_params), "%s", cmd->params);
-	if (s->trapped) {
-		session_reject_trapped(s);
-		return;
-	}
-	if (s->txn_broken) {
-		session_reply(s, "451 4.4.2 <%s>: Backend connection lost, "
-		    "try again later", cmd->addr);
-		return;
-	}
-	if (rcpt_is_spamtrap(s->d->db, s->rcpt)) {
-		session_spamtrap(s);
-		return;
-	}
-	session_rcpt_dnsbl(s);
+	s->rf = (struct rcpt_facts){
+		.addr = s->addrstr, .rcpt = s->rcpt, .sender = s->sender,
+		.mult = s->mult, .nrcpt_seen = s->nrcpt_seen++,
+		.unknown_rcpts = s->unknown_rcpts, .trapped = s->trapped,
+		.txn_broken = s->txn_broken, .white = s->white,
+		.spf_greylist = s->spf_greylist, .spf_key = s->spf_key,
+		.rcpt_why = s->rcpt_why,
+	};
+	s->rf.spamtrap = rcpt_is_spamtrap(trust_db(s->d->trust), s->rcpt);
+	session_rcpt_decide(s);
 }
 
 /* ---- MAIL: SPF ---- */
@@ -936,7 +841,7 @@ session_backend_reply(void *arg, int code, const char *reply, size_t len)
 		session_relay_reply(s, reply, len);
 		if (code == 250) {
 			s->count.delivered++;
-			session_white_delivered(s);
+			trust_delivered(s->d->trust, s->conf, &s->addr, clock_now());
 			log_info("DELIVERED [%s]:%u from=<%s> nrcpt=%u size=%lld "
 			    "reply=\"%.*s\"", s->addrstr, s->port, s->sender,
 			    s->nrcpt, s->data_bytes, (int)(len > 2 ? len - 2 : 0),
@@ -1346,7 +1251,7 @@ session_greet_due(struct session *s)
 
 	if (s->conf->greet_wait <= 0 || s->trapped)
 		return false;
-	return trustdb_get_client(s->d->db, s->addrstr, &r) != 0 ||
+	return trustdb_get_client(trust_db(s->d->trust), s->addrstr, &r) != 0 ||
 	    r.greet_pass_until <= clock_now();
 }
 

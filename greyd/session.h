@@ -16,12 +16,12 @@ struct limits;
 struct server;
 struct session;
 struct spf;
-struct trustdb;
+struct trust;
 
 /* What sessions use, made once by main.c and shared by every session. */
 struct session_deps {
 	struct server *srv;		/* the registry (kind "session") */
-	struct trustdb *db;
+	struct trust *trust;		/* the trust layer (writes and reads) */
 	struct limits *limits;		/* limits_disconnect at the end */
 	struct dnsbl *dnsbl;		/* NULL: no DNS lists */
 	struct spf *spf;		/* NULL: no SPF */

@@ -25,7 +25,7 @@
 
 #include "conf.h"
 
-#define NSETTINGS	65	/* settings conf_print writes */
+#define NSETTINGS	67	/* settings conf_print writes */
 
 struct fixture {
 	char dir[64];
