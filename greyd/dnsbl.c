@@ -594,6 +594,15 @@ dnsbl_wait(struct dnsbl_lookup *l, dnsbl_cb cb, void *arg)
 }
 
 void
+dnsbl_unwait(struct dnsbl_lookup *l)
+{
+	if (l == NULL || !l->waiting)
+		return;
+	TAILQ_REMOVE(&l->e->waiters, l, wq);
+	l->waiting = false;
+}
+
+void
 dnsbl_release(struct dnsbl_lookup *l)
 {
 	struct dnsbl_entry *e;

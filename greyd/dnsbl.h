@@ -77,6 +77,8 @@ void dnsbl_result(const struct dnsbl_lookup *l, struct dnsbl_result *r);
  * the earlier callback.
  */
 bool dnsbl_wait(struct dnsbl_lookup *l, dnsbl_cb cb, void *arg);
+/* The callback dnsbl_wait set will not be called (NULL is ignored). */
+void dnsbl_unwait(struct dnsbl_lookup *l);
 /* The caller is done with l (a pending callback is cancelled). */
 void dnsbl_release(struct dnsbl_lookup *l);
 /* The cached result of a client address, if it is cached and done: for

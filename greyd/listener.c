@@ -125,7 +125,7 @@ listener_trapped(struct listener *l, const struct greyd_conf *c,
 	if (c->trap_action == ACTION_TARPIT && tarpit_room(l->d->srv, c)) {
 		policy_trapped_reply(addr, reply, sizeof(reply));
 		if (tarpit_start(l->d->srv, c, fd, addr, sockaddr_port(peer),
-		    true, reply, "trap") == 0) {
+		    true, reply, "trap", NULL, 0) == 0) {
 			limits_disconnect(l->d->limits, a);
 			return;
 		}

@@ -77,7 +77,8 @@ struct tarpit {
 	unsigned short outlen, outpos;
 	unsigned short reply_len;
 	unsigned short linelen;		/* octets of the current input line */
-	bool quitting;			/* out is the 221: close when sent */
+	bool quitting;			/* a QUIT was read: the 221 ends it */
+	bool owed;			/* earlier input waits for a reply */
 	char line[TARPIT_LINE_KEEP];	/* its first octets */
 	char addr[NETADDR_STRLEN];
 	char reply[TARPIT_REPLY_MAX];	/* answer to every command, CRLF */
@@ -87,6 +88,7 @@ struct tarpit {
 static void tarpit_tick_cb(evutil_socket_t fd, short what, void *arg);
 static void tarpit_read_cb(evutil_socket_t fd, short what, void *arg);
 static void tarpit_shutdown(void *arg);
+static void tarpit_answer(struct tarpit *t);
 
 static const struct conn_ops tarpit_ops = {
 	.name = "tarpit",
@@ -230,8 +232,10 @@ tarpit_tick_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (t->outpos < t->outlen)
 		tarpit_stutter(t);
-	else if (t->quitting)
+	else if (t->quitting && t->out == tarpit_bye)
 		tarpit_end(t, "quit");
+	else if (t->owed)
+		tarpit_answer(t);
 	else
 		tarpit_listen(t);
 }
@@ -264,6 +268,17 @@ tarpit_scan(struct tarpit *t, const char *buf, size_t len)
 	return lines;
 }
 
+/* Answer the lines read: the 221 if one of them was QUIT. */
+static void
+tarpit_answer(struct tarpit *t)
+{
+	t->owed = false;
+	if (t->quitting)
+		tarpit_say(t, tarpit_bye, sizeof(tarpit_bye) - 1);
+	else
+		tarpit_say(t, t->reply, t->reply_len);
+}
+
 static void
 tarpit_read_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -287,10 +302,8 @@ tarpit_read_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (tarpit_scan(t, buf, (size_t)n) == 0)
 		tarpit_listen(t);
-	else if (t->quitting)
-		tarpit_say(t, tarpit_bye, sizeof(tarpit_bye) - 1);
 	else
-		tarpit_say(t, t->reply, t->reply_len);
+		tarpit_answer(t);
 }
 
 unsigned
@@ -308,7 +321,7 @@ tarpit_room(const struct server *srv, const struct greyd_conf *c)
 int
 tarpit_start(struct server *srv, const struct greyd_conf *c,
     evutil_socket_t fd, const char *addrstr, unsigned port, bool banner,
-    const char *reply, const char *why)
+    const char *reply, const char *why, const char *input, size_t inlen)
 {
 	struct timeval stutter = { c->tarpit_stutter, 0 };
 	struct tarpit *t;
@@ -327,6 +340,8 @@ tarpit_start(struct server *srv, const struct greyd_conf *c,
 	t->end_ms = t->start_ms + (int64_t)c->tarpit_time * 1000;
 	strlcpy(t->addr, addrstr, sizeof(t->addr));
 	t->reply_len = (unsigned short)tarpit_line(t->reply, "", reply);
+	t->owed = tarpit_scan(t, input, inlen < TARPIT_INPUT_MAX ? inlen :
+	    TARPIT_INPUT_MAX) > 0;
 	server_add(srv, &t->conn, &tarpit_ops, t);
 	log_info("TARPIT [%s]:%u why=%s reply=\"%.*s\"", t->addr, port, why,
 	    (int)(t->reply_len - 2 < 40 ? t->reply_len - 2 : 40), t->reply);

@@ -21,6 +21,7 @@
 #include "server.h"
 
 #define TARPIT_REPLY_MAX	160	/* octets of a reply line, CRLF included */
+#define TARPIT_INPUT_MAX	4096	/* octets of earlier input handed over */
 
 struct tarpit;
 
@@ -38,11 +39,14 @@ bool tarpit_room(const struct server *srv, const struct greyd_conf *c);
  * RCPT).  Then answer command lines with reply (a full reply line without
  * CRLF, e.g. "550 5.7.1 ...", cut to TARPIT_REPLY_MAX), QUIT with
  * "221 2.0.0 Bye" and close.  why is logged ("trap", "pregreet", ...).
+ * input (inlen octets, at most TARPIT_INPUT_MAX are looked at) is what the
+ * client sent before and nobody answered yet: the lines it completes are
+ * answered like input read later (one reply, after the first).
  * Returns 0, or -1 when there is no room or no memory: then fd is left to
  * the caller.
  */
 int tarpit_start(struct server *srv, const struct greyd_conf *c,
     evutil_socket_t fd, const char *addrstr, unsigned port, bool banner,
-    const char *reply, const char *why);
+    const char *reply, const char *why, const char *input, size_t inlen);
 
 #endif

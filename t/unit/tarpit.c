@@ -15,6 +15,8 @@
  *   stutter   tarpit_time = 2s ends a connection while it stutters
  *   listen    tarpit_time = 4s ends a connection while it waits for input
  *   hangup    a client that hangs up while the tarpit waits for input
+ *   owed      input the session had read (an early talker's EHLO) is
+ *             answered once the banner is out, like input read later
  *
  * Then quick cases: max_tarpit_sessions, the server's teardown closing
  * what is held, a drain closing tarpits at once (and the loop ending then,
@@ -120,9 +122,9 @@ client_read_cb(evutil_socket_t fd, short what, void *arg)
  * cl the other, after sending input.  Returns tarpit_start's result.
  */
 static int
-client_start(struct client *cl, struct server *srv,
+client_start_owed(struct client *cl, struct server *srv,
     const struct greyd_conf *c, bool banner, const char *reply,
-    const char *input)
+    const char *input, const char *owed)
 {
 	int sv[2], rc;
 
@@ -138,10 +140,18 @@ client_start(struct client *cl, struct server *srv,
 	    client_read_cb, cl);
 	assert_int_equal(event_add(&cl->ev, NULL), 0);
 	rc = tarpit_start(srv, c, sv[0], "192.0.2.1", 12345, banner, reply,
-	    "test");
+	    "test", owed, owed != NULL ? strlen(owed) : 0);
 	if (rc != 0)
 		close(sv[0]);
 	return rc;
+}
+
+static int
+client_start(struct client *cl, struct server *srv,
+    const struct greyd_conf *c, bool banner, const char *reply,
+    const char *input)
+{
+	return client_start_owed(cl, srv, c, banner, reply, input, NULL);
 }
 
 /* Octets from..to-1 arrived at least 0.9 s apart, the first one too. */
@@ -160,14 +170,17 @@ assert_stuttered(const struct client *cl, size_t from, size_t to,
 
 /* ---- the timed cases, all in one loop ---- */
 
-enum { C_BANNER, C_PIPELINE, C_QUIT, C_STUTTER, C_LISTEN, C_HANGUP, NCASES };
+enum {
+	C_BANNER, C_PIPELINE, C_QUIT, C_STUTTER, C_LISTEN, C_HANGUP, C_OWED,
+	NCASES
+};
 
 static struct {
 	bool ran;
 	bool finished;		/* before RUN_DEADLINE */
 	double took;
 	struct event_base *base;
-	struct greyd_conf conf_long, conf_short, conf_mid;
+	struct greyd_conf conf_long, conf_short, conf_mid, conf_owed;
 	struct server *srv[NCASES];
 	struct client cl[NCASES];
 	unsigned pipeline_left;	/* tarpits of srv[C_PIPELINE] after the run */
@@ -179,10 +192,10 @@ run_finished(void)
 	int i;
 
 	for (i = 0; i < NCASES; i++)
-		if (i != C_PIPELINE && (!run.cl[i].done ||
+		if (i != C_PIPELINE && i != C_OWED && (!run.cl[i].done ||
 		    tarpit_held(run.srv[i]) != 0))
 			return false;
-	return run.cl[C_PIPELINE].n >= 10;
+	return run.cl[C_PIPELINE].n >= 10 && run.cl[C_OWED].n >= 10;
 }
 
 static void
@@ -204,13 +217,15 @@ run_start_cases(void)
 		[C_STUTTER] = { &run.conf_short, true, "550 x", NULL },
 		[C_LISTEN] = { &run.conf_mid, false, "", NULL },
 		[C_HANGUP] = { &run.conf_long, false, "", NULL },
+		[C_OWED] = { &run.conf_owed, true, "5", NULL },
 	};
 	int i;
 
 	for (i = 0; i < NCASES; i++) {
 		assert_non_null(run.srv[i] = server_new(run.base));
-		assert_int_equal(client_start(&run.cl[i], run.srv[i], cs[i].c,
-		    cs[i].banner, cs[i].reply, cs[i].in), 0);
+		assert_int_equal(client_start_owed(&run.cl[i], run.srv[i],
+		    cs[i].c, cs[i].banner, cs[i].reply, cs[i].in,
+		    i == C_OWED ? "EHLO early.example\r\nNO" : NULL), 0);
 		assert_int_equal(tarpit_held(run.srv[i]), 1);
 	}
 	run.cl[C_BANNER].hangup_after = 3;
@@ -229,6 +244,8 @@ run_cases(void)
 	conf_init(&run.conf_long, "60s", "5000");
 	conf_init(&run.conf_short, "2s", "5000");
 	conf_init(&run.conf_mid, "4s", "5000");
+	conf_init(&run.conf_owed, "60s", "5000");
+	strlcpy(run.conf_owed.smtp_banner, "x", sizeof(run.conf_owed.smtp_banner));
 	assert_non_null(run.base = event_base_new());
 	poll = event_new(run.base, -1, EV_PERSIST, run_poll_cb, NULL);
 	assert_non_null(poll);
@@ -261,6 +278,7 @@ run_teardown(void **state)
 	conf_free(&run.conf_long);
 	conf_free(&run.conf_short);
 	conf_free(&run.conf_mid);
+	conf_free(&run.conf_owed);
 	return 0;
 }
 
@@ -371,6 +389,21 @@ test_hangup_while_listening(void **state)
 	assert_int_equal(tarpit_held(run.srv[C_HANGUP]), 0);
 }
 
+/* An early talker's line, read by the session: answered after the banner,
+ * once (the half line "NO" is not a line yet). */
+static void
+test_owed_input(void **state)
+{
+	struct client *cl = &run.cl[C_OWED];
+
+	(void)state;
+	run_cases();
+	assert_int_equal(cl->n, 10);
+	assert_memory_equal(cl->got, "220 x\r\n5\r\n", 10);
+	assert_stuttered(cl, 0, 10, 0);
+	assert_true(cl->eof_at < 0);
+}
+
 /* ---- quick cases, each with its own loop ---- */
 
 static void
@@ -402,7 +435,7 @@ test_room(void **state)
 		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM |
 		    SOCK_NONBLOCK, 0, sv), 0);
 		assert_int_equal(tarpit_start(srv, &c, sv[0], "192.0.2.3", 1,
-		    true, "550 x", "test"), -1);
+		    true, "550 x", "test", NULL, 0), -1);
 		assert_int_not_equal(fcntl(sv[0], F_GETFD), -1);
 		assert_int_equal(send(sv[0], "x", 1, 0), 1);
 		assert_int_equal(recv(sv[1], &ch, 1, 0), 1);
@@ -499,7 +532,7 @@ test_memory(void **state)
 		if (i == 1)
 			before = mallinfo2();
 		assert_int_equal(tarpit_start(srv, &c, fds[i][0], "192.0.2.1",
-		    1, false, "550 x", "test"), 0);
+		    1, false, "550 x", "test", NULL, 0), 0);
 	}
 	after = mallinfo2();
 	server_free(srv);
@@ -529,6 +562,7 @@ main(void)
 		cmocka_unit_test(test_timeout_while_stuttering),
 		cmocka_unit_test(test_timeout_while_listening),
 		cmocka_unit_test(test_hangup_while_listening),
+		cmocka_unit_test(test_owed_input),
 		cmocka_unit_test(test_room),
 		cmocka_unit_test(test_drain_closes),
 		cmocka_unit_test(test_memory),
