@@ -236,8 +236,9 @@ term_cb(evutil_socket_t sig, short what, void *arg)
 static void
 expire_cb(void *arg)
 {
-	int n = trustdb_expire_step(arg, clock_now(),
-	    conf_current()->db_expire_batch);
+	const struct greyd_conf *c = conf_current();
+	int n = trustdb_expire_step(arg, clock_now(), c->db_expire_batch,
+	    c->client_record_expiry);
 
 	if (n > 0)
 		log_debug("expired %d trust database records", n);

@@ -72,7 +72,6 @@
 #define TRUSTDB_LOCK_TIMEOUT_US	200000		/* 200 ms */
 #define TRUSTDB_CACHE_BYTES	(64u << 20)	/* 64 MiB */
 #define TRUSTDB_LOG_FILE_BYTES	(10u << 20)	/* 10 MiB */
-#define TRUSTDB_CLIENT_TTL	(90 * 86400)	/* client records: 90 days */
 #define TRUSTDB_ITER_BATCH	128
 #define TRUSTDB_META_KEY	"#prefixlens"
 #define TRUSTDB_ENV_FLAGS	(DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | \
@@ -396,7 +395,7 @@ entry_encode(enum trustdb_table t, const void *rec, uint8_t *buf)
 /* When a record stops being useful; -1 if it cannot be decoded. */
 static int
 record_expiry(enum trustdb_table t, const void *data, size_t size,
-    int64_t *expire)
+    int client_ttl, int64_t *expire)
 {
 	struct trustdb_entry e = { .table = t };
 
@@ -411,7 +410,7 @@ record_expiry(enum trustdb_table t, const void *data, size_t size,
 		*expire = e.v.white.expire;
 		break;
 	case TRUSTDB_CLIENT:
-		*expire = e.v.client.last_seen + TRUSTDB_CLIENT_TTL;
+		*expire = e.v.client.last_seen + client_ttl;
 		break;
 	case TRUSTDB_TRAP:
 		*expire = e.v.trap.expire;
@@ -1377,6 +1376,7 @@ trustdb_purge_map(struct trustdb *db, enum trustdb_table table,
 
 struct expire_walk {
 	int64_t now;
+	int client_ttl;			/* seconds after a client's last_seen */
 	int batch, examined, deleted;
 	enum trustdb_table table;
 	bool started;
@@ -1397,7 +1397,8 @@ expire_record(struct expire_walk *w, DBC *c, const DBT *k, const DBT *v)
 		w->keylen = k->size;
 		w->started = true;
 		if (is_meta_key(w->table, k->data, k->size) ||
-		    record_expiry(w->table, v->data, v->size, &expire) == -1 ||
+		    record_expiry(w->table, v->data, v->size, w->client_ttl,
+		    &expire) == -1 ||
 		    expire > w->now)
 			return 0;
 	}
@@ -1462,9 +1463,13 @@ expire_fn(struct trustdb *db, DB_TXN *txn, void *arg)
 }
 
 int
-trustdb_expire_step(struct trustdb *db, int64_t now, int batch)
+trustdb_expire_step(struct trustdb *db, int64_t now, int batch,
+    int client_ttl)
 {
-	struct expire_walk w = { .now = now, .batch = batch > 0 ? batch : 1 };
+	struct expire_walk w = {
+		.now = now, .client_ttl = client_ttl,
+		.batch = batch > 0 ? batch : 1,
+	};
 
 	if (trustdb_run(db, "expire", true, expire_fn, &w) != 0)
 		return -1;

@@ -205,10 +205,11 @@ int trustdb_iterate(struct trustdb *db, enum trustdb_table table,
  * Delete expired records: examine at most batch records from where the
  * previous call stopped (wrapping around, table after table).  Returns the
  * number deleted, or -1.  grey, white, trap and rcpt records expire at their
- * expire time (rcpt: only when expire != 0); client records 90 days after
- * last_seen; spamtrap records never.
+ * expire time (rcpt: only when expire != 0); client records client_ttl
+ * seconds after last_seen (client_record_expiry); spamtrap records never.
  */
-int trustdb_expire_step(struct trustdb *db, int64_t now, int batch);
+int trustdb_expire_step(struct trustdb *db, int64_t now, int batch,
+    int client_ttl);
 /* Checkpoint and remove log files no longer needed. */
 int trustdb_checkpoint(struct trustdb *db);
 /* Counts of records per table (for greydb stats). */
