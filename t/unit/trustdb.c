@@ -1,6 +1,8 @@
 /*
- * t/unit/trustdb.c — unit tests of greyd/trustdb.c against a real Berkeley
- * DB environment in a temporary directory (one subdirectory per test).
+ * t/unit/trustdb.c — unit tests of the trust database (greyd/trustdb.c,
+ * trustdb_white.c, trustdb_iter.c) against a real Berkeley DB environment
+ * in a temporary directory (one subdirectory per test).  The record
+ * encoding itself is tested in t/unit/record.c.
  *
  * Covers: get/put/del of every table, grey keys with inner NULs, white
  * lookups by prefix length (/32, /24, /16, IPv6 /64) and expiry,
