@@ -808,6 +808,7 @@ static const struct conf_setting settings[] = {
 	{ FIELD(db_checkpoint_interval), .def = "60s", DURATION(1) },
 	{ FIELD(db_expire_interval), .def = "60s", DURATION(1) },
 	{ FIELD(db_expire_batch), .def = "1000", INTEGER(1, 1000000) },
+	{ FIELD(client_record_expiry), .def = "90d", DURATION(1) },
 	{ FIELD(greylist_delay), .def = "5m", DURATION(0) },
 	{ FIELD(greylist_retry_window), .def = "4h", DURATION(1) },
 	{ FIELD(white_expiry), .def = "36d", DURATION(1) },

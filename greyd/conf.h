@@ -83,6 +83,7 @@ struct greyd_conf {
 	int db_checkpoint_interval;	/* seconds */
 	int db_expire_interval;		/* seconds between expiry batches */
 	int db_expire_batch;		/* records examined per batch */
+	int client_record_expiry;	/* seconds a client record outlives its last_seen */
 
 	/* greylisting */
 	int greylist_delay;		/* seconds */

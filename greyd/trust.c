@@ -170,8 +170,9 @@ static void
 trust_expire_cb(void *arg)
 {
 	struct trust *t = arg;
-	int n = trustdb_expire_step(t->db, clock_now(),
-	    conf_current()->db_expire_batch);
+	const struct greyd_conf *c = conf_current();
+	int n = trustdb_expire_step(t->db, clock_now(), c->db_expire_batch,
+	    c->client_record_expiry);
 
 	if (n > 0)
 		log_debug("expired %d trust database records", n);

@@ -1,129 +1,52 @@
 /*
  * trustdb.h — the trust database: a Berkeley DB 5.3 transactional
- * environment in db_dir holding B-tree databases (design §4):
+ * environment in db_dir holding one B-tree database per table (design §4):
  *
- *   grey    triplet key "clientkey\0sender\0recipient"   -> struct grey_rec
- *   white   client key "192.0.2.0/24", "2001:db8::/64",
- *           "192.0.2.7/32" (admin)                        -> struct white_rec
- *   client  client address "192.0.2.7"                    -> struct client_rec
- *   trap    client address "192.0.2.7"                    -> struct trap_rec
- *   spamtrap recipient address "trap@example.com"         -> struct spamtrap_rec
- *   rcpt    recipient "user@example.com", wildcard "@example.com" or
- *           receiving domain "example.com" (no '@')       -> struct rcpt_rec
+ *   grey.db     triplet key "clientkey\0sender\0recipient" -> struct grey_rec
+ *   white.db    client key "192.0.2.0/24", "2001:db8::/64",
+ *               "192.0.2.7/32" (admin)                       -> struct white_rec
+ *   client.db   client address "192.0.2.7"                   -> struct client_rec
+ *   trap.db     client address "192.0.2.7"                   -> struct trap_rec
+ *   spamtrap.db recipient address "trap@example.com"         -> struct spamtrap_rec
+ *   rcpt.db     recipient "user@example.com", wildcard "@example.com" or
+ *               receiving domain "example.com" (no '@')      -> struct rcpt_rec
+ *
+ * The record structs and their encoding are in record.h: a version byte,
+ * then the fields little-endian; client records of version 1 (without
+ * greet_pass_until, trapped and rejected_by) are still read, and the next
+ * update rewrites them as version 2.  A stored value of no known version
+ * or size is treated as not found (with a warning).
  *
  * greyd and greydb open the same environment at the same time
  * (DB_INIT_TXN|DB_INIT_LOCK|DB_INIT_LOG|DB_INIT_MPOOL, DB_REGISTER with
  * DB_RECOVER so recovery runs only after a crash).  Every put/delete is its
  * own transaction, committed with DB_TXN_WRITE_NOSYNC: the log record is in
  * the kernel when the call returns, so a kill -9 of greyd loses nothing that
- * was answered; the checkpoint timer flushes to disk.  Values are encoded in
- * a fixed little-endian layout that starts with a version byte.
+ * was answered; the checkpoint timer flushes to disk.
  *
  * Return convention: 0 found/done, TRUSTDB_NOTFOUND, or -1 on error (logged).
  */
 #ifndef GREYD_TRUSTDB_H
 #define GREYD_TRUSTDB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "netaddr.h"
+#include "record.h"
 
 #define TRUSTDB_NOTFOUND 1
 #define TRUSTDB_KEY_MAX	 (NETADDR_STRLEN + 2 * 256 + 2)
 
 struct trustdb;
 
-enum trustdb_table {
-	TRUSTDB_GREY, TRUSTDB_WHITE, TRUSTDB_CLIENT, TRUSTDB_TRAP,
-	TRUSTDB_SPAMTRAP, TRUSTDB_RCPT,
-};
-#define TRUSTDB_NTABLES	6
-
-enum white_origin { WHITE_LOCAL = 1, WHITE_PEER = 2, WHITE_ADMIN = 3 };
-
-struct grey_rec {
-	int64_t first_seen, last_seen;
-	int64_t pass_after;	/* a retry at or after this passes */
-	int64_t expire;		/* first_seen + greylist_retry_window */
-	uint32_t attempts;
-};
-
-struct white_rec {
-	int64_t first_seen, last_seen;
-	int64_t expire;
-	uint32_t passes;	/* greylist passes that (re)made this entry */
-	uint32_t messages;	/* messages delivered */
-	uint8_t origin;		/* enum white_origin */
-};
-
-/* Why a client was rejected (client_rec.rejected_by[]). */
-enum reject_reason {
-	REJECT_RCPT,		/* unknown recipient (550 5.1.1) */
-	REJECT_LIMIT,		/* a per-client limit (421 4.7.0) */
-	REJECT_PROTOCOL,	/* non-SMTP command, bare newline, errors */
-	REJECT_PREGREET,	/* talked before the banner ended */
-	REJECT_TRAP,		/* trapped client, or RCPT to a spamtrap */
-	REJECT_BACKEND,		/* the backend's own 5xx */
-	REJECT_DNSBL,
-	REJECT_SPF,
-	REJECT_NREASONS
-};
-
-struct client_rec {
-	int64_t first_seen, last_seen;
-	int64_t greet_pass_until;	/* pregreet test passed: not retested before */
-	uint32_t connections, greylisted, passed, delivered, rejected;
-	uint32_t trapped;		/* times it was trapped */
-	uint32_t rejected_by[REJECT_NREASONS];	/* sums to rejected */
-};
-
-enum trap_reason {
-	TRAP_SPAMTRAP = 1,	/* sent to a spamtrap address */
-	TRAP_PREGREET = 2,	/* pregreet_action = trap */
-	TRAP_PROTOCOL = 3,	/* protocol_error_action = trap */
-	TRAP_ADMIN = 4,		/* greydb add trap */
-	TRAP_PEER = 5,		/* from a sync peer */
-};
-
-struct trap_rec {
-	int64_t trapped_at, expire;
-	uint8_t reason;		/* enum trap_reason */
-};
-
-/* Where a spamtrap or rcpt record came from. */
-enum list_origin {
-	ORIGIN_MAP = 1,		/* recipient_maps / spamtrap_maps, rebuilt on load */
-	ORIGIN_ADMIN = 2,	/* greydb add / import: kept until deleted */
-	ORIGIN_CALLOUT = 3,	/* rcpt only: the backend's answer, cached */
-	ORIGIN_SYNC = 4,	/* from a sync peer */
-};
-
-struct spamtrap_rec {
-	int64_t added;		/* for ORIGIN_MAP: the load stamp */
-	uint8_t origin;		/* enum list_origin */
-};
-
-struct rcpt_rec {
-	int64_t checked;	/* for ORIGIN_MAP: the load stamp */
-	int64_t expire;		/* 0 = never (map, admin) */
-	uint8_t valid;		/* 1 valid, 0 unknown (callout said 5xx) */
-	uint8_t origin;		/* enum list_origin */
-};
-
 /* One decoded record, for iteration. */
 struct trustdb_entry {
 	enum trustdb_table table;
 	const char *key;	/* NUL-terminated; grey keys hold two inner NULs */
 	size_t keylen;		/* without the final NUL */
-	union {
-		struct grey_rec grey;
-		struct white_rec white;
-		struct client_rec client;
-		struct trap_rec trap;
-		struct spamtrap_rec spamtrap;
-		struct rcpt_rec rcpt;
-	} v;
+	union record v;
 };
 
 /* Open (creating if needed) the environment and databases in dir. */
@@ -156,12 +79,11 @@ int trustdb_get_client(struct trustdb *db, const char *addr,
 int trustdb_put_client(struct trustdb *db, const char *addr,
     const struct client_rec *r);
 /* Add the counters of add to the client's record (created if missing,
- * first_seen = now), set last_seen = now, and store it. */
+ * first_seen = now): each counter of add is added (greylisted,
+ * rejected_by[] ...), greet_pass_until = max(old, add's); set
+ * last_seen = now, and store it. */
 int trustdb_add_client(struct trustdb *db, const char *addr, int64_t now,
     const struct client_rec *add);
-
-/* The client's counters are merged: each counter of add is added (greylisted,
- * rejected_by[] ...), greet_pass_until = max(old, add's). */
 
 /* Trapped client addresses ("192.0.2.7", "2001:db8::7"). */
 int trustdb_get_trap(struct trustdb *db, const char *addr, struct trap_rec *r);
@@ -205,10 +127,12 @@ int trustdb_iterate(struct trustdb *db, enum trustdb_table table,
  * Delete expired records: examine at most batch records from where the
  * previous call stopped (wrapping around, table after table).  Returns the
  * number deleted, or -1.  grey, white, trap and rcpt records expire at their
- * expire time (rcpt: only when expire != 0); client records 90 days after
- * last_seen; spamtrap records never.
+ * expire time (rcpt: only when expire != 0); client records client_ttl
+ * seconds after last_seen (client_record_expiry); spamtrap records never
+ * (record_expiry).  Records that cannot be decoded are left alone.
  */
-int trustdb_expire_step(struct trustdb *db, int64_t now, int batch);
+int trustdb_expire_step(struct trustdb *db, int64_t now, int batch,
+    int client_ttl);
 /* Checkpoint and remove log files no longer needed. */
 int trustdb_checkpoint(struct trustdb *db);
 /* Counts of records per table (for greydb stats). */

@@ -52,7 +52,8 @@ isnt($st, 0, 'a missing file is an error');
 ($st, $out) = run_cmd($bin, '-n', '-f', "$dir/good.conf", '-o', 'white_expiry=7d');
 is($st, 0, '-n exits 0');
 for my $name (qw(listen backend backend_proxy db_dir greylist_delay greylist_retry_window
-    white_expiry greylist_ipv4_prefix greylist_ipv6_prefix allow_clients user pid_file)) {
+    white_expiry client_record_expiry greylist_ipv4_prefix greylist_ipv6_prefix allow_clients user
+    pid_file)) {
 	like($out, qr/^\Q$name\E =/m, "-n prints $name");
 }
 like($out, qr/^greylist_delay = 600s?$/m, '-n shows the file value');

@@ -25,7 +25,7 @@
 
 #include "conf.h"
 
-#define NSETTINGS	67	/* settings conf_print writes */
+#define NSETTINGS	68	/* settings conf_print writes */
 
 struct fixture {
 	char dir[64];
@@ -217,6 +217,7 @@ test_defaults(void **state)
 	assert_int_equal(c->db_checkpoint_interval, 60);
 	assert_int_equal(c->db_expire_interval, 60);
 	assert_int_equal(c->db_expire_batch, 1000);
+	assert_int_equal(c->client_record_expiry, 90 * 86400);
 	assert_int_equal(c->greylist_delay, 300);
 	assert_int_equal(c->greylist_retry_window, 4 * 3600);
 	assert_int_equal(c->white_expiry, 36 * 86400);
@@ -331,6 +332,7 @@ test_every_type(void **state)
 	    "db_checkpoint_interval = 1h\n"
 	    "db_expire_interval = 1w\n"
 	    "db_expire_batch = 1000000\n"
+	    "client_record_expiry = 2w\n"
 	    "greylist_delay = 0\n"
 	    "greylist_retry_window = 2d\n"
 	    "white_expiry = 1s\n"
@@ -357,6 +359,7 @@ test_every_type(void **state)
 	assert_int_equal(c->db_checkpoint_interval, 3600);
 	assert_int_equal(c->db_expire_interval, 604800);
 	assert_int_equal(c->db_expire_batch, 1000000);
+	assert_int_equal(c->client_record_expiry, 14 * 86400);
 	assert_int_equal(c->greylist_delay, 0);
 	assert_int_equal(c->greylist_retry_window, 172800);
 	assert_int_equal(c->white_expiry, 1);
@@ -481,6 +484,9 @@ test_bad_values(void **state)
 		{ "db_expire_batch = 0\n",
 		  "1: bad value for db_expire_batch: \"0\" (expected an integer "
 		  "from 1 to 1000000)" },
+		{ "client_record_expiry = 0\n",
+		  "1: bad value for client_record_expiry: \"0\" (expected a "
+		  "duration of at least 1s, like 300s, 5m, 4h, 36d)" },
 		{ "smtp_error_limit = ten\n",
 		  "1: bad value for smtp_error_limit: \"ten\" (expected an "
 		  "integer from 1 to 1000)" },

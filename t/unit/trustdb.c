@@ -1,6 +1,8 @@
 /*
- * t/unit/trustdb.c — unit tests of greyd/trustdb.c against a real Berkeley
- * DB environment in a temporary directory (one subdirectory per test).
+ * t/unit/trustdb.c — unit tests of the trust database (greyd/trustdb.c,
+ * trustdb_white.c, trustdb_iter.c) against a real Berkeley DB environment
+ * in a temporary directory (one subdirectory per test).  The record
+ * encoding itself is tested in t/unit/record.c.
  *
  * Covers: get/put/del of every table, grey keys with inner NULs, white
  * lookups by prefix length (/32, /24, /16, IPv6 /64) and expiry,
@@ -47,6 +49,7 @@
 
 #define NOW	1795000000LL	/* 2026-11-18 */
 #define DAY	86400LL
+#define CLIENT_TTL	(90 * 86400)	/* client_record_expiry's default */
 
 struct fixture {
 	char root[64];		/* the mkdtemp directory */
@@ -700,8 +703,8 @@ test_expire_new_tables(void **state)
 	assert_int_equal(trustdb_put_spamtrap(db, "trap@example.com", &st), 0);
 
 	/* 8 records: the expired trap and callout go */
-	assert_int_equal(trustdb_expire_step(db, NOW, 100), 2);
-	assert_int_equal(trustdb_expire_step(db, NOW, 100), 0);
+	assert_int_equal(trustdb_expire_step(db, NOW, 100, CLIENT_TTL), 2);
+	assert_int_equal(trustdb_expire_step(db, NOW, 100, CLIENT_TTL), 0);
 	assert_int_equal(trustdb_get_trap(db, "192.0.2.1", &to),
 	    TRUSTDB_NOTFOUND);
 	assert_int_equal(trustdb_get_trap(db, "192.0.2.2", &to), 0);
@@ -709,7 +712,8 @@ test_expire_new_tables(void **state)
 	    TRUSTDB_NOTFOUND);
 	assert_int_equal(trustdb_get_rcpt(db, "new@example.com", &ro), 0);
 	/* far in the future: map and admin rcpt and spamtraps stay */
-	assert_int_equal(trustdb_expire_step(db, NOW + 10000 * DAY, 100), 2);
+	assert_int_equal(trustdb_expire_step(db, NOW + 10000 * DAY, 100,
+	    CLIENT_TTL), 2);
 	assert_int_equal(count_iter(db, TRUSTDB_TRAP), 0);
 	assert_int_equal(count_iter(db, TRUSTDB_RCPT), 2);
 	assert_int_equal(trustdb_get_rcpt(db, "map@example.com", &ro), 0);
@@ -903,19 +907,19 @@ test_expire_step(void **state)
 		assert_int_equal(trustdb_put_client(db, key, &c), 0);
 	}
 	/* one call examines at most its batch */
-	got = trustdb_expire_step(db, NOW, 3);
+	got = trustdb_expire_step(db, NOW, 3, CLIENT_TTL);
 	assert_in_range(got, 0, 3);
 	total += got;
 	/* 36 records (and the meta record) in batches of 3: 13 calls see all */
 	for (calls = 1; calls < 13; calls++) {
-		got = trustdb_expire_step(db, NOW, 3);
+		got = trustdb_expire_step(db, NOW, 3, CLIENT_TTL);
 		assert_in_range(got, 0, 3);
 		total += got;
 	}
 	assert_int_equal(total, 10 + 3 + 2);
 	/* another full round finds nothing more */
 	for (calls = 0; calls < 13; calls++)
-		assert_int_equal(trustdb_expire_step(db, NOW, 3), 0);
+		assert_int_equal(trustdb_expire_step(db, NOW, 3, CLIENT_TTL), 0);
 
 	assert_int_equal(count_iter(db, TRUSTDB_GREY), 10);
 	assert_int_equal(count_iter(db, TRUSTDB_WHITE), 7);
@@ -933,9 +937,10 @@ test_expire_step(void **state)
 	assert_int_equal(find4(db, "198.51.100.1", NOW, key, sizeof(key)),
 	    TRUSTDB_NOTFOUND);
 	/* a batch larger than the database sees every record once and stops */
-	assert_int_equal(trustdb_expire_step(db, NOW + 2 * DAY, 1000),
-	    10 + 7 + 4);
-	assert_int_equal(trustdb_expire_step(db, NOW + 2 * DAY, 1000), 0);
+	assert_int_equal(trustdb_expire_step(db, NOW + 2 * DAY, 1000,
+	    CLIENT_TTL), 10 + 7 + 4);
+	assert_int_equal(trustdb_expire_step(db, NOW + 2 * DAY, 1000,
+	    CLIENT_TTL), 0);
 	trustdb_close(db);
 }
 
@@ -1269,7 +1274,8 @@ test_bad_version(void **state)
 	assert_int_equal(trustdb_count(db, TRUSTDB_WHITE, &n), 0);
 	assert_int_equal(n, 2);
 	/* expiry leaves records it cannot read alone */
-	assert_int_equal(trustdb_expire_step(db, NOW + 1000 * DAY, 100), 1);
+	assert_int_equal(trustdb_expire_step(db, NOW + 1000 * DAY, 100,
+	    CLIENT_TTL), 1);
 	assert_int_equal(trustdb_count(db, TRUSTDB_WHITE, &n), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(trustdb_count(db, TRUSTDB_CLIENT, &n), 0);
@@ -1353,7 +1359,7 @@ test_client_v1(void **state)
 		assert_int_equal(out.rejected_by[i], 0);
 	assert_int_equal(count_iter(db, TRUSTDB_CLIENT), 1);
 	/* kept by expiry while it is young, like any client record */
-	assert_int_equal(trustdb_expire_step(db, NOW, 100), 0);
+	assert_int_equal(trustdb_expire_step(db, NOW, 100, CLIENT_TTL), 0);
 	/* the next update writes version 2, counters carried over */
 	add.rejected_by[REJECT_LIMIT] = 1;
 	assert_int_equal(trustdb_add_client(db, "192.0.2.1", NOW + 5, &add),
